@@ -1,0 +1,1 @@
+//! Engine.IO v4 and Socket.IO v5 wire formats.

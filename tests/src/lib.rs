@@ -1,0 +1,4 @@
+//! Shared harness for sockeye's integration tests: servers on loopback and raw protocol clients.
+//!
+//! The suites live in `tests/tests/*.rs`, one file per behaviour.
+#![allow(clippy::unwrap_used)]
