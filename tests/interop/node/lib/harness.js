@@ -54,6 +54,32 @@ function answers(url) {
   });
 }
 
+/** This process's environment without SOCKEYE_* and PORT, which would configure the server. */
+function cleanEnv() {
+  const out = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('SOCKEYE_') && k !== 'PORT') out[k] = v;
+  return out;
+}
+
+/** Runs the sockeye binary to completion (or kills it after `ms`): { code, signal, output, timedOut }. */
+function runToExit(args, { env = {}, ms = 15000 } = {}) {
+  if (!fs.existsSync(SOCKEYE_BIN)) return Promise.reject(new Error(`sockeye binary not found at ${SOCKEYE_BIN}`));
+  return new Promise((resolve) => {
+    const child = spawn(SOCKEYE_BIN, args, { env: { ...cleanEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(child);
+    let output = '';
+    child.stdout.on('data', (c) => { output += c; });
+    child.stderr.on('data', (c) => { output += c; });
+    let timedOut = false;
+    const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, ms);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      children.delete(child);
+      resolve({ code, signal, output, timedOut });
+    });
+  });
+}
+
 /**
  * Starts the sockeye binary with `flags` on a free port of 127.0.0.1 and waits until it answers.
  * Returns { url, child, output(), stop() }. `env` adds environment variables; `port: false` leaves
@@ -67,7 +93,7 @@ async function spawnServer(flags, { env = {}, scheme = 'http', port, addListenFl
   const p = port || (await freePort());
   const args = addListenFlags ? ['--host', '127.0.0.1', '--port', String(p), ...flags] : flags;
   const child = spawn(SOCKEYE_BIN, args, {
-    env: { RUST_LOG: 'info', ...process.env, ...env },
+    env: { RUST_LOG: 'info', ...cleanEnv(), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.add(child);
@@ -357,7 +383,7 @@ async function eventually(fn, ms = 3000, what = 'condition') {
 }
 
 module.exports = {
-  server, spawnServer, stopAll, freePort, sleep, KEYS_DIR,
+  server, spawnServer, runToExit, cleanEnv, stopAll, freePort, sleep, KEYS_DIR,
   token, jwt, SECRET,
   client, connect, refused, assertUnauthorized, closeAll, next, collect, ack, none,
   assertError, assertAckError,
