@@ -1,0 +1,371 @@
+//! The engine, its session table, and the handle the layer above holds.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Instant;
+
+use sockeye_codec::Outgoing;
+use tokio::sync::Notify;
+
+use super::config::EngineConfig;
+use super::handler::{Handler, HandshakeInfo};
+use super::timers::Timers;
+use crate::proto::{CloseReason, Event, SendError, Session, SessionConfig, Sid, Transport};
+
+/// How long a closed polling session stays reachable for its final packet.
+const FINAL_POLL_LINGER: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// An Engine.IO server: a cheap-to-clone hyper service (an `Arc` inside).
+///
+/// Serve it with [`Engine::serve`] (an accept loop with graceful shutdown), with
+/// [`Engine::serve_connection`] (your own accept loop, e.g. TLS), or mount it as a
+/// `hyper::service::Service` in another stack (requests outside the configured path get 404).
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) inner: Arc<EngineInner>,
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("path", &self.inner.config.path)
+            .field("sessions", &self.session_count())
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct EngineInner {
+    pub(crate) config: EngineConfig,
+    pub(crate) session_config: Arc<SessionConfig>,
+    pub(crate) handler: Arc<dyn Handler>,
+    sessions: Mutex<HashMap<Sid, Arc<Shared>>>,
+    pub(crate) timers: Arc<Timers>,
+    pub(crate) shutting_down: AtomicBool,
+    /// Set when a shutdown ran out of time: WebSocket drivers stop at once.
+    pub(crate) aborted: AtomicBool,
+    pub(crate) abort: Notify,
+    /// Live WebSocket driver tasks.
+    pub(crate) drivers: AtomicUsize,
+    /// Signalled when a session is removed or a driver ends (shutdown waits on it).
+    pub(crate) changed: Notify,
+    pub(crate) graceful: tokio::sync::watch::Sender<bool>,
+}
+
+impl Drop for EngineInner {
+    fn drop(&mut self) {
+        self.timers.stop();
+    }
+}
+
+impl Engine {
+    /// An engine with `config` that reports to `handler`.
+    pub fn new(config: EngineConfig, handler: impl Handler) -> Self {
+        Self::with_shared_handler(config, Arc::new(handler))
+    }
+
+    /// As [`Engine::new`], with a handler that is already shared.
+    pub fn with_shared_handler(config: EngineConfig, handler: Arc<dyn Handler>) -> Self {
+        let session_config = Arc::new(config.session.clone());
+        Self {
+            inner: Arc::new(EngineInner {
+                config,
+                session_config,
+                handler,
+                sessions: Mutex::new(HashMap::new()),
+                timers: Arc::new(Timers::default()),
+                shutting_down: AtomicBool::new(false),
+                aborted: AtomicBool::new(false),
+                abort: Notify::new(),
+                drivers: AtomicUsize::new(0),
+                changed: Notify::new(),
+                graceful: tokio::sync::watch::Sender::new(false),
+            }),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// The session with this id, if it is open.
+    pub fn session(&self, sid: Sid) -> Option<SessionHandle> {
+        self.inner.lookup(sid).map(SessionHandle)
+    }
+
+    /// How many sessions are open.
+    pub fn session_count(&self) -> usize {
+        self.inner.sessions().len()
+    }
+
+    /// Closes every session with [`CloseReason::ServerShuttingDown`], refuses new handshakes
+    /// (503), asks HTTP connections served by [`Engine::serve`]/[`Engine::serve_connection`]
+    /// to finish, and waits until sessions and WebSocket connections are gone or the shutdown
+    /// timeout passed (then remaining WebSocket connections are cut).
+    pub async fn shutdown(&self) {
+        let inner = &self.inner;
+        inner.shutting_down.store(true, Ordering::Release);
+        inner.graceful.send_replace(true);
+        let sessions: Vec<Arc<Shared>> = inner.sessions().values().cloned().collect();
+        for session in sessions {
+            session.update(|s| s.close(CloseReason::ServerShuttingDown));
+        }
+        let deadline = tokio::time::Instant::now() + inner.config.shutdown_timeout;
+        loop {
+            let changed = inner.changed.notified();
+            if inner.sessions().is_empty() && inner.drivers.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                break;
+            }
+        }
+        inner.aborted.store(true, Ordering::Release);
+        inner.abort.notify_waiters();
+    }
+}
+
+impl EngineInner {
+    fn sessions(&self) -> MutexGuard<'_, HashMap<Sid, Arc<Shared>>> {
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn lookup(&self, sid: Sid) -> Option<Arc<Shared>> {
+        self.sessions().get(&sid).cloned()
+    }
+
+    /// Creates and registers a session, then tells the handler.
+    pub(crate) fn create_session(
+        self: &Arc<Self>,
+        transport: Transport,
+        info: &HandshakeInfo,
+    ) -> Arc<Shared> {
+        let now = super::now();
+        let shared = loop {
+            let sid = Sid::from_random_bytes(rand::random());
+            let mut sessions = self.sessions();
+            if sessions.contains_key(&sid) {
+                continue;
+            }
+            let session = Session::open(sid, Arc::clone(&self.session_config), transport, now);
+            let shared = Arc::new(Shared {
+                sid,
+                state: Mutex::new(Locked {
+                    session,
+                    timer_at: None,
+                }),
+                get_notify: Notify::new(),
+                ws_notify: Notify::new(),
+                engine: Arc::downgrade(self),
+            });
+            sessions.insert(sid, Arc::clone(&shared));
+            break shared;
+        };
+        self.handler
+            .on_open(&SessionHandle(Arc::clone(&shared)), info);
+        // Arms the first timer.
+        shared.update(|_| ());
+        shared
+    }
+
+    pub(crate) fn remove(&self, shared: &Arc<Shared>) {
+        {
+            let mut sessions = self.sessions();
+            if sessions
+                .get(&shared.sid)
+                .is_some_and(|s| Arc::ptr_eq(s, shared))
+            {
+                sessions.remove(&shared.sid);
+            }
+        }
+        self.changed.notify_waiters();
+    }
+
+    fn dispatch(&self, shared: &Arc<Shared>, events: Vec<Event>) {
+        let handle = SessionHandle(Arc::clone(shared));
+        for event in events {
+            match event {
+                Event::Message(text) => self.handler.on_message(&handle, text),
+                Event::Binary(data) => self.handler.on_binary(&handle, data),
+                Event::Upgraded => self.handler.on_upgrade(&handle),
+                Event::Closed(reason) => {
+                    if shared.inspect(Session::has_final_poll) {
+                        // Reachable a moment longer, for the GET that fetches the last packet.
+                        let weak = Arc::downgrade(shared);
+                        let linger = FINAL_POLL_LINGER.min(self.config.session.ping_interval);
+                        tokio::spawn(async move {
+                            tokio::time::sleep(linger).await;
+                            if let Some(shared) = weak.upgrade() {
+                                shared.remove_from_engine();
+                            }
+                        });
+                    } else {
+                        self.remove(shared);
+                    }
+                    self.handler.on_close(&handle, reason);
+                }
+            }
+        }
+    }
+}
+
+/// One session as the driver shares it: the state machine behind a mutex that is only held
+/// for synchronous calls, and the two places a driver may wait.
+pub(crate) struct Shared {
+    pub(crate) sid: Sid,
+    state: Mutex<Locked>,
+    /// Wakes the held polling GET.
+    pub(crate) get_notify: Notify,
+    /// Wakes the WebSocket driver (active or upgrade socket).
+    pub(crate) ws_notify: Notify,
+    engine: Weak<EngineInner>,
+}
+
+struct Locked {
+    session: Session,
+    /// The earliest deadline with an entry in the timer heap.
+    timer_at: Option<Instant>,
+}
+
+impl Shared {
+    /// Runs `f` on the session, then does what its outputs ask: wakes the drivers that have
+    /// something to send, arms the timer, and delivers events (outside the lock).
+    pub(crate) fn update<R>(self: &Arc<Self>, f: impl FnOnce(&mut Session) -> R) -> R {
+        self.update_inner(false, f)
+    }
+
+    pub(crate) fn on_timer(self: &Arc<Self>, now: Instant) {
+        self.update_inner(true, |s| s.handle_timeout(now));
+    }
+
+    /// Unregisters the session (it is closed and has nothing left for anyone).
+    pub(crate) fn remove_from_engine(self: &Arc<Self>) {
+        if let Some(engine) = self.engine.upgrade() {
+            engine.remove(self);
+        }
+    }
+
+    /// Reads the session without side effects.
+    pub(crate) fn inspect<R>(&self, f: impl FnOnce(&Session) -> R) -> R {
+        f(&self.lock().session)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Locked> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn update_inner<R>(
+        self: &Arc<Self>,
+        timer_fired: bool,
+        f: impl FnOnce(&mut Session) -> R,
+    ) -> R {
+        let mut events = Vec::new();
+        let (result, wake_get, wake_ws, schedule) = {
+            let mut guard = self.lock();
+            if timer_fired {
+                guard.timer_at = None;
+            }
+            let result = f(&mut guard.session);
+            while let Some(event) = guard.session.poll_event() {
+                events.push(event);
+            }
+            let schedule = match guard.session.poll_timeout() {
+                Some(at) if guard.timer_at.is_none_or(|t| at < t) => {
+                    guard.timer_at = Some(at);
+                    Some(at)
+                }
+                _ => None,
+            };
+            let session = &guard.session;
+            (
+                result,
+                session.has_get_response(),
+                session.has_ws_transmit(),
+                schedule,
+            )
+        };
+        if wake_get {
+            self.get_notify.notify_one();
+        }
+        if wake_ws {
+            self.ws_notify.notify_one();
+        }
+        if (schedule.is_some() || !events.is_empty())
+            && let Some(engine) = self.engine.upgrade()
+        {
+            if let Some(at) = schedule {
+                engine.timers.schedule(at, Arc::downgrade(self));
+            }
+            if !events.is_empty() {
+                engine.dispatch(self, events);
+            }
+        }
+        result
+    }
+}
+
+/// The application's handle on one session: cheap to clone (an `Arc`), usable from any task.
+#[derive(Clone)]
+pub struct SessionHandle(pub(crate) Arc<Shared>);
+
+impl fmt::Debug for SessionHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("SessionHandle").field(&self.0.sid).finish()
+    }
+}
+
+impl PartialEq for SessionHandle {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for SessionHandle {}
+
+impl SessionHandle {
+    /// The session id.
+    pub fn sid(&self) -> Sid {
+        self.0.sid
+    }
+
+    /// The active transport.
+    pub fn transport(&self) -> Transport {
+        self.0.inspect(Session::transport)
+    }
+
+    /// Whether the session is closed.
+    pub fn is_closed(&self) -> bool {
+        self.0.inspect(Session::is_closed)
+    }
+
+    /// Bytes waiting in the outbound queue.
+    pub fn queued_bytes(&self) -> usize {
+        self.0.inspect(Session::queued_bytes)
+    }
+
+    /// Queues a message. `message` is shared, not copied: broadcast by cloning one
+    /// [`Outgoing`] to every recipient.
+    ///
+    /// # Errors
+    /// [`SendError::Closed`], [`SendError::TooLarge`] (over maxPayload), or
+    /// [`SendError::SlowConsumer`]: the queue was full and the session has been closed.
+    pub fn send(&self, message: Outgoing) -> Result<(), SendError> {
+        self.0.update(|s| s.send(message))
+    }
+
+    /// Queues a volatile message: dropped (and reported) when the queue is full.
+    ///
+    /// # Errors
+    /// [`SendError::Dropped`], or as [`SessionHandle::send`].
+    pub fn send_volatile(&self, message: Outgoing) -> Result<(), SendError> {
+        self.0.update(|s| s.send_volatile(message))
+    }
+
+    /// Closes the session. With [`CloseReason::ForcedClose`] (what an application normally
+    /// uses) queued messages are still delivered first.
+    pub fn close(&self, reason: CloseReason) {
+        self.0.update(|s| s.close(reason));
+    }
+}

@@ -1,0 +1,133 @@
+//! HTTP long-polling: the held GET and the POST.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use http::{Request, Response, StatusCode};
+use http_body::Body;
+use sockeye_codec::Utf8Bytes;
+
+use super::body::EngineBody;
+use super::engine::{EngineInner, Shared};
+use super::service::{BodyError, ErrorCode, error_response, read_body, status_response};
+use crate::proto::{CloseReason, ProtocolError, Transport};
+
+pub(crate) fn text_response(body: Bytes) -> Response<EngineBody> {
+    let mut response = Response::new(EngineBody::full(body));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=UTF-8"),
+    );
+    response
+}
+
+fn error_for(error: &ProtocolError) -> Response<EngineBody> {
+    match error {
+        ProtocolError::Closed => error_response(ErrorCode::UnknownSid),
+        _ => error_response(ErrorCode::BadRequest),
+    }
+}
+
+/// Releases the pending-GET mark if the request goes away unanswered.
+struct PendingGet<'a> {
+    shared: &'a Arc<Shared>,
+    answered: bool,
+}
+
+impl Drop for PendingGet<'_> {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.shared.update(|s| s.handle_get_aborted());
+        }
+    }
+}
+
+/// A polling GET: answered as soon as the session has something for it.
+pub(crate) async fn get(shared: Arc<Shared>) -> Response<EngineBody> {
+    let now = super::now();
+    if let Err(error) = shared.update(|s| s.handle_get(now)) {
+        return error_for(&error);
+    }
+    let mut pending = PendingGet {
+        shared: &shared,
+        answered: false,
+    };
+    loop {
+        if let Some(body) = shared.update(|s| s.poll_get_response()) {
+            pending.answered = true;
+            if shared.inspect(|s| s.is_closed()) {
+                shared.remove_from_engine();
+            }
+            return text_response(body);
+        }
+        shared.get_notify.notified().await;
+    }
+}
+
+/// A polling POST: every packet is handled (and the handler has queued its replies) before a
+/// waiting GET may answer.
+pub(crate) async fn post<B>(
+    inner: &Arc<EngineInner>,
+    shared: Arc<Shared>,
+    request: Request<B>,
+) -> Response<EngineBody>
+where
+    B: Body + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let now = super::now();
+    if let Err(error) = shared.update(|s| s.handle_post_start(now)) {
+        return error_for(&error);
+    }
+    let max = inner.session_config.max_payload;
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max as u64) {
+        shared.update(|s| s.handle_post_too_large());
+        return status_response(StatusCode::PAYLOAD_TOO_LARGE);
+    }
+    let read = tokio::time::timeout(
+        inner.config.body_read_timeout,
+        read_body(request.into_body(), max),
+    )
+    .await;
+    let body = match read {
+        Ok(Ok(body)) => body,
+        Ok(Err(BodyError::TooLarge)) => {
+            shared.update(|s| s.handle_post_too_large());
+            return status_response(StatusCode::PAYLOAD_TOO_LARGE);
+        }
+        Ok(Err(BodyError::Io)) | Err(_) => {
+            shared.update(|s| {
+                s.handle_post_done();
+                s.handle_transport_error(Transport::Polling, CloseReason::TransportError);
+            });
+            return error_response(ErrorCode::BadRequest);
+        }
+    };
+    let Ok(text) = Utf8Bytes::try_from_bytes(body) else {
+        shared.update(|s| {
+            s.handle_post_done();
+            s.handle_transport_error(Transport::Polling, CloseReason::ParseError);
+        });
+        return error_response(ErrorCode::BadRequest);
+    };
+    // Events are delivered (and the handler's replies queued) inside this call, while the
+    // POST still counts as pending, so a held GET cannot answer with only part of them.
+    let result = shared.update(|s| s.handle_post_body(super::now(), text));
+    shared.update(|s| s.handle_post_done());
+    match result {
+        Ok(()) => {
+            let mut response = Response::new(EngineBody::full(Bytes::from_static(b"ok")));
+            response
+                .headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("text/html"));
+            response
+        }
+        Err(error) => error_for(&error),
+    }
+}

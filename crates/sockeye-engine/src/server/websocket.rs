@@ -1,0 +1,344 @@
+//! WebSocket: the HTTP upgrade and the per-connection driver task.
+
+use std::future::poll_fn;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{CONNECTION, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, UPGRADE};
+use http::{Method, Request, Response, StatusCode};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use sockeye_codec::engineio::Packet;
+use sockeye_codec::{Frame, Utf8Bytes};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::body::EngineBody;
+use super::engine::{EngineInner, Shared};
+use super::handler::HandshakeInfo;
+use super::service::{ErrorCode, error_response};
+use super::ws_frame::{FrameReader, FrameWriter, Incoming, close_code};
+use crate::proto::{CloseReason, ProtocolError, Transmit, Transport};
+
+/// Smallest free space kept in the read buffer before a read.
+const MIN_READ: usize = 512;
+/// Largest read buffer kept across reads once a large message went through.
+const KEEP_READ_CAPACITY: usize = 16 * 1024;
+
+pub(crate) fn is_upgrade_request<B>(request: &Request<B>) -> bool {
+    let headers = request.headers();
+    let has_token = |name, token: &str| {
+        headers.get_all(name).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        })
+    };
+    request.method() == Method::GET
+        && has_token(UPGRADE, "websocket")
+        && has_token(CONNECTION, "upgrade")
+        && headers
+            .get("sec-websocket-version")
+            .is_some_and(|v| v == "13")
+        && headers.get(SEC_WEBSOCKET_KEY).is_some()
+}
+
+fn switching_protocols<B>(request: &Request<B>) -> Response<EngineBody> {
+    let key = request
+        .headers()
+        .get(SEC_WEBSOCKET_KEY)
+        .map_or(&[][..], HeaderValue::as_bytes);
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key);
+    let mut response = Response::new(EngineBody::empty());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(accept) = HeaderValue::from_str(&accept) {
+        headers.insert(SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    response
+}
+
+/// A WebSocket handshake without sid: a new session that lives on this socket.
+pub(crate) fn open<B>(
+    inner: &Arc<EngineInner>,
+    mut request: Request<B>,
+    info: &HandshakeInfo,
+) -> Response<EngineBody> {
+    let on_upgrade = hyper::upgrade::on(&mut request);
+    let shared = inner.create_session(Transport::WebSocket, info);
+    let open = shared.inspect(|s| Packet::Open(s.handshake()).to_text());
+    spawn_driver(inner, on_upgrade, shared, Some(open.into_bytes()));
+    switching_protocols(&request)
+}
+
+/// A WebSocket for an existing session: the upgrade from polling, or a socket to refuse.
+pub(crate) fn upgrade_existing<B>(
+    inner: &Arc<EngineInner>,
+    shared: Arc<Shared>,
+    mut request: Request<B>,
+) -> Response<EngineBody> {
+    if !is_upgrade_request(&request) {
+        return error_response(ErrorCode::BadRequest);
+    }
+    let on_upgrade = hyper::upgrade::on(&mut request);
+    match shared.update(|s| s.handle_upgrade_start(super::now())) {
+        Ok(()) => spawn_driver(inner, on_upgrade, shared, None),
+        Err(ProtocolError::Closed) => return error_response(ErrorCode::UnknownSid),
+        Err(_) => {
+            // Already upgraded or upgrading: accept, then close at once. (Refusing with 400
+            // makes the `ws` client throw where nobody listens; see the conformance notes.)
+            tokio::spawn(async move {
+                if let Ok(upgraded) = on_upgrade.await {
+                    let mut io = TokioIo::new(upgraded);
+                    let mut writer = FrameWriter::default();
+                    writer.close(close_code::POLICY);
+                    let _ = poll_fn(|cx| writer.poll_write(cx, &mut io)).await;
+                    let _ = io.shutdown().await;
+                }
+            });
+        }
+    }
+    switching_protocols(&request)
+}
+
+struct DriverGuard(Arc<EngineInner>);
+
+impl Drop for DriverGuard {
+    fn drop(&mut self) {
+        self.0.drivers.fetch_sub(1, Ordering::AcqRel);
+        self.0.changed.notify_waiters();
+    }
+}
+
+fn spawn_driver(
+    inner: &Arc<EngineInner>,
+    on_upgrade: OnUpgrade,
+    shared: Arc<Shared>,
+    open: Option<Bytes>,
+) {
+    inner.drivers.fetch_add(1, Ordering::AcqRel);
+    let guard = DriverGuard(Arc::clone(inner));
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => drive(TokioIo::new(upgraded), &guard.0, &shared, open).await,
+            Err(_) => shared.update(|s| s.handle_transport_closed(Transport::WebSocket, true)),
+        }
+        drop(guard);
+    });
+}
+
+fn close_code_for(reason: CloseReason) -> u16 {
+    match reason {
+        CloseReason::ServerShuttingDown => close_code::GOING_AWAY,
+        CloseReason::PayloadTooLarge => close_code::TOO_BIG,
+        CloseReason::ParseError | CloseReason::TransportError | CloseReason::SlowConsumer => {
+            close_code::POLICY
+        }
+        _ => close_code::NORMAL,
+    }
+}
+
+/// Appends `item` to the writer; returns the close code when it ends the transport.
+fn push_transmit(writer: &mut FrameWriter, item: Transmit) -> Option<u16> {
+    match item {
+        Transmit::Message(message) => {
+            for frame in message.frames() {
+                match frame {
+                    Frame::Text(text) => writer.text(text.clone().into_bytes()),
+                    Frame::Binary(data) => writer.binary(data.clone()),
+                }
+            }
+            None
+        }
+        Transmit::Close(reason) => {
+            let code = close_code_for(reason);
+            writer.close(code);
+            Some(code)
+        }
+        other => {
+            if let Some(text) = other.control_text() {
+                writer.text(text.into_bytes());
+            }
+            None
+        }
+    }
+}
+
+/// How the connection loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// We sent a close frame; wait briefly for the client's.
+    Closing,
+    /// The client sent a close frame and we answered it.
+    Answered,
+    /// The connection broke or must be cut now.
+    Cut,
+}
+
+/// The one task of a WebSocket connection: reads frames into the session, writes what the
+/// session queues (everything queued per wake-up, in vectored writes), until either side closes.
+async fn drive<S>(io: S, inner: &Arc<EngineInner>, shared: &Arc<Shared>, open: Option<Bytes>)
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin,
+{
+    let (mut rd, mut wr) = tokio::io::split(io);
+    let mut reader = FrameReader::new(inner.session_config.max_payload);
+    let mut writer = FrameWriter::default();
+    let mut rbuf = BytesMut::new();
+    let mut read_size = MIN_READ;
+    if let Some(open) = open {
+        writer.text(open);
+    }
+    let mut end: Option<End> = None;
+    let mut clean = false;
+
+    while end.is_none() {
+        if inner.aborted.load(Ordering::Acquire) {
+            end = Some(End::Cut);
+            break;
+        }
+        if writer.is_empty() {
+            writer.shrink();
+            shared.update(|s| {
+                while let Some(item) = s.poll_transmit(Transport::WebSocket) {
+                    if push_transmit(&mut writer, item).is_some() {
+                        end = Some(End::Closing);
+                        break;
+                    }
+                }
+            });
+            if end.is_some() {
+                break;
+            }
+        } else if shared.inspect(|s| s.close_reason().is_some_and(|r| !r.flushes_queue())) {
+            // Closed (slow consumer, ping timeout...) while frames are stuck: cut.
+            end = Some(End::Cut);
+            break;
+        }
+        if rbuf.capacity() - rbuf.len() < MIN_READ / 2 {
+            rbuf.reserve(read_size);
+        }
+        let spare = rbuf.capacity() - rbuf.len();
+        tokio::select! {
+            biased;
+            result = poll_fn(|cx| writer.poll_write(cx, &mut wr)), if !writer.is_empty() => {
+                if result.is_err() {
+                    end = Some(End::Cut);
+                }
+            }
+            result = rd.read_buf(&mut rbuf) => match result {
+                Ok(0) | Err(_) => end = Some(End::Cut),
+                Ok(n) => {
+                    read_size = if n == spare { (read_size * 2).min(64 * 1024) } else { MIN_READ };
+                    end = handle_input(&mut reader, &mut rbuf, &mut writer, shared, &mut clean);
+                    if rbuf.is_empty() && rbuf.capacity() > KEEP_READ_CAPACITY {
+                        rbuf = BytesMut::new();
+                    }
+                }
+            },
+            () = shared.ws_notify.notified() => {}
+            () = inner.abort.notified() => end = Some(End::Cut),
+        }
+    }
+
+    let end = end.unwrap_or(End::Cut);
+    if end != End::Cut {
+        // Flush the close frame, then give the client a moment to answer it.
+        let linger = inner.config.ws_close_timeout;
+        let _ = tokio::time::timeout(linger, async {
+            if poll_fn(|cx| writer.poll_write(cx, &mut wr)).await.is_err() {
+                return;
+            }
+            if end == End::Closing {
+                let mut scratch = BytesMut::with_capacity(256);
+                loop {
+                    scratch.clear();
+                    match rd.read_buf(&mut scratch).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {
+                            rbuf.extend_from_slice(&scratch);
+                            if let Ok(Some(Incoming::Close(_))) | Err(_) = reader.decode(&mut rbuf)
+                            {
+                                break;
+                            }
+                            rbuf.clear();
+                        }
+                    }
+                }
+            }
+        })
+        .await;
+        clean = true;
+    }
+    let _ = wr.shutdown().await;
+    shared.update(|s| s.handle_transport_closed(Transport::WebSocket, !clean));
+}
+
+/// Decodes every complete frame in `rbuf` and feeds it to the session.
+fn handle_input(
+    reader: &mut FrameReader,
+    rbuf: &mut BytesMut,
+    writer: &mut FrameWriter,
+    shared: &Arc<Shared>,
+    clean: &mut bool,
+) -> Option<End> {
+    loop {
+        let incoming = match reader.decode(rbuf) {
+            Ok(Some(incoming)) => incoming,
+            Ok(None) => return None,
+            Err(error) => {
+                let code = error.close_code();
+                let reason = if code == close_code::TOO_BIG {
+                    CloseReason::PayloadTooLarge
+                } else {
+                    CloseReason::TransportError
+                };
+                shared.update(|s| s.handle_transport_error(Transport::WebSocket, reason));
+                writer.close(code);
+                return Some(End::Closing);
+            }
+        };
+        match incoming {
+            Incoming::Text(data) => {
+                let Ok(text) = Utf8Bytes::try_from_bytes(data) else {
+                    shared.update(|s| {
+                        s.handle_transport_error(Transport::WebSocket, CloseReason::ParseError);
+                    });
+                    writer.close(close_code::INVALID_DATA);
+                    return Some(End::Closing);
+                };
+                let now = super::now();
+                match Packet::decode_text(text) {
+                    Ok(packet) => {
+                        let _ =
+                            shared.update(|s| s.handle_packet(now, Transport::WebSocket, packet));
+                    }
+                    Err(error) => {
+                        let _ =
+                            shared.update(|s| s.handle_decode_error(Transport::WebSocket, error));
+                    }
+                }
+            }
+            Incoming::Binary(data) => {
+                let packet = Packet::decode_binary(data);
+                let now = super::now();
+                let _ = shared.update(|s| s.handle_packet(now, Transport::WebSocket, packet));
+            }
+            Incoming::Ping(data) => writer.pong(data),
+            Incoming::Pong => {}
+            Incoming::Close(code) => {
+                *clean = true;
+                shared.update(|s| s.handle_transport_closed(Transport::WebSocket, false));
+                let answer = match code {
+                    Some(c) if (1000..5000).contains(&c) && c != 1004 && c != 1005 && c != 1006 => {
+                        c
+                    }
+                    _ => close_code::NORMAL,
+                };
+                writer.close(answer);
+                return Some(End::Answered);
+            }
+        }
+    }
+}
