@@ -164,6 +164,16 @@ fn hs256_table() {
             Err("malformed"),
         ),
         (
+            "duplicate exp",
+            raw_token(
+                r#"{"alg":"HS256"}"#,
+                format!(r#"{{"sub":"ada","exp":1,"exp":{}}}"#, NOW + 60),
+                &key,
+                Jwa::HS256,
+            ),
+            Err("malformed"),
+        ),
+        (
             "claims not an object",
             raw_token(r#"{"alg":"HS256"}"#, "[1,2]", &key, Jwa::HS256),
             Err("malformed"),

@@ -214,3 +214,16 @@ fn mint_round_trip() {
         MintError::NotHmac(Algorithm::RS256)
     );
 }
+
+#[test]
+fn verifier_is_shareable_and_reload_is_a_no_op_without_jwks() {
+    fn shareable<T: Send + Sync + 'static>() {}
+    shareable::<Verifier>();
+    shareable::<sockeye_auth::Token>();
+    shareable::<sockeye_auth::Claims>();
+    let verifier = hs256_verifier();
+    assert!(!verifier.reload_if_changed().unwrap());
+    assert_eq!(verifier.jwks_key_counts(), None);
+    let shown = format!("{verifier:?}");
+    assert!(shown.contains("HS256"), "{shown}");
+}
