@@ -339,7 +339,7 @@ impl Verifier {
         else {
             return Err(Rejection::malformed("not three dot-separated parts"));
         };
-        let header = decode_object(header, "header")?;
+        let header = decode_object(header, HEADER_ERRORS)?;
         let alg = match header.get("alg") {
             Some(Value::String(name)) => Algorithm::from_header(name)
                 .filter(|alg| self.algorithms.contains(alg))
@@ -355,7 +355,7 @@ impl Verifier {
             Some(Value::String(kid)) => Some(kid.as_str()),
             Some(_) => return Err(Rejection::malformed("kid is not a string")),
         };
-        let claims = Claims::from_map(decode_object(payload, "claims")?, self.required)?;
+        let claims = Claims::from_map(decode_object(payload, CLAIMS_ERRORS)?, self.required)?;
 
         self.check_signature(text, alg, kid)?;
 
@@ -528,16 +528,19 @@ fn map_error(kind: &ErrorKind) -> Rejection {
     }
 }
 
-fn decode_object(part: &str, what: &'static str) -> Result<Map<String, Value>, Rejection> {
-    let (not_base64, not_object) = match what {
-        "header" => ("header is not base64url", "header is not a JSON object"),
-        _ => ("claims are not base64url", "claims are not a JSON object"),
-    };
+/// Decodes one base64url part into a JSON object; `errors` are the two details to report.
+fn decode_object(
+    part: &str,
+    (not_base64, not_object): (&'static str, &'static str),
+) -> Result<Map<String, Value>, Rejection> {
     let bytes = URL_SAFE_NO_PAD
         .decode(part)
         .map_err(|_| Rejection::malformed(not_base64))?;
     serde_json::from_slice(&bytes).map_err(|_| Rejection::malformed(not_object))
 }
+
+const HEADER_ERRORS: (&str, &str) = ("header is not base64url", "header is not a JSON object");
+const CLAIMS_ERRORS: (&str, &str) = ("claims are not base64url", "claims are not a JSON object");
 
 fn unix_seconds(now: SystemTime) -> u64 {
     now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
