@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use socketioxide::{
     SocketIo,
     extract::{AckSender, Data, SocketRef, State},
+    handler::ConnectHandler as _,
     socket::DisconnectReason,
 };
 
@@ -186,11 +187,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .max_payload(1_000_000)
         .with_state(state.clone())
         .build_layer();
-    io.ns("/", async |s: SocketRef| {
-        s.on("join", on_join);
-        s.on("message", on_message);
-        s.on_disconnect(on_disconnect);
-    });
+    // The handlers are registered in a connect middleware, which runs before socketioxide sends
+    // the CONNECT answer: registered in the connect handler itself (run after the answer), a
+    // client's first event can arrive before its handler exists and is then ignored.
+    io.ns(
+        "/",
+        (async || {}).with(async |s: SocketRef| {
+            s.on("join", on_join);
+            s.on("message", on_message);
+            s.on_disconnect(on_disconnect);
+            Ok::<(), std::convert::Infallible>(())
+        }),
+    );
     let app = axum::Router::new()
         .route("/healthz", axum::routing::get(async || "ok\n"))
         .layer(layer);
