@@ -1,0 +1,54 @@
+//! No socket, room, ack or connection entry is left behind after many connect/disconnect
+//! cycles, whichever way the socket goes.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod support;
+
+use std::time::Duration;
+
+use sockeye_broker::{Broker, DisconnectReason, SocketRef};
+use support::Client;
+
+#[tokio::test(start_paused = true)]
+async fn ten_thousand_cycles_leave_nothing_behind() {
+    let broker = Broker::builder()
+        .namespace("/", |ns| {
+            ns.on_connect(async |socket: SocketRef| {
+                socket.join(["lobby", "all"]);
+                let room = format!("own-{}", socket.id());
+                socket.join(room);
+                // An ack that will never be answered, with a long timeout.
+                let _ = socket
+                    .timeout(Duration::from_secs(600))
+                    .emit_with_ack("ping", &1);
+            })
+        })
+        .namespace("/b", |ns| ns)
+        .build();
+    let ns = broker.namespace("/").unwrap();
+    let b = broker.namespace("/b").unwrap();
+    for i in 0..10_000 {
+        let mut client = Client::open(&broker);
+        client.connect("/");
+        if i % 2 == 0 {
+            client.connect("/b");
+        }
+        assert!(ns.pending_acks() >= 1);
+        match i % 4 {
+            0 => client.text("1").unwrap(),
+            1 => client
+                .conn
+                .on_engine_close(DisconnectReason::TransportClose),
+            2 => drop(client),
+            _ => {
+                let _ = client.text("4abc");
+            }
+        }
+    }
+    // Let the ack timer run once: nothing may be due, nothing may be left.
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert_eq!(ns.socket_count(), 0);
+    assert_eq!(ns.room_count(), 0);
+    assert_eq!(ns.pending_acks(), 0);
+    assert_eq!(b.socket_count(), 0);
+}
