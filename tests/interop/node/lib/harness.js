@@ -231,17 +231,17 @@ function closeAll() {
   sockets.clear();
 }
 
-/** Resolves with the first payload of `event` on `emitter`, or rejects after `ms`. */
+/** Resolves with the first argument of the next `event` on `emitter`, or rejects after `ms`. */
 function next(emitter, event, ms = 3000) {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       emitter.off(event, on);
       reject(new Error(`no '${event}' event within ${ms} ms`));
     }, ms);
-    function on(...args) {
+    function on(first) {
       clearTimeout(timer);
       emitter.off(event, on);
-      resolve(args.length <= 1 ? args[0] : args);
+      resolve(first);
     }
     emitter.on(event, on);
   });

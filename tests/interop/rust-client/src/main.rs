@@ -77,8 +77,14 @@ fn emit_ack(client: &Client, event: &str, data: Value) -> Result<Value, String> 
             let _ = tx.send(first_value(payload));
         })
         .map_err(|e| format!("emit {event}: {e}"))?;
-    rx.recv_timeout(WAIT + Duration::from_secs(1))
-        .map_err(|_| format!("no acknowledgement for '{event}' within {WAIT:?}"))
+    let value = rx
+        .recv_timeout(WAIT + Duration::from_secs(1))
+        .map_err(|_| format!("no acknowledgement for '{event}' within {WAIT:?}"))?;
+    // rust_socketio hands an ACK over as the raw JSON array of its arguments: take the first.
+    Ok(match value {
+        Value::Array(mut args) if !args.is_empty() => args.swap_remove(0),
+        other => other,
+    })
 }
 
 /// Waits for a `message` event whose content is `content`.
