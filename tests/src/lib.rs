@@ -2,3 +2,6 @@
 //!
 //! The suites live in `tests/tests/*.rs`, one file per behaviour.
 #![allow(clippy::unwrap_used)]
+#![allow(missing_docs, missing_debug_implementations, clippy::exhaustive_enums)]
+
+pub mod eio;

@@ -816,3 +816,350 @@ impl Session {
 fn duration_ms(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroUsize;
+    use std::time::Duration;
+
+    use super::*;
+
+    const INTERVAL: Duration = Duration::from_millis(300);
+    const TIMEOUT: Duration = Duration::from_millis(200);
+
+    fn config() -> SessionConfig {
+        SessionConfig::default()
+            .ping_interval(INTERVAL)
+            .ping_timeout(TIMEOUT)
+            .upgrade_timeout(Duration::from_secs(10))
+    }
+
+    fn open(transport: Transport, config: SessionConfig) -> (Session, Instant) {
+        let t0 = Instant::now();
+        let sid = Sid::from_random_bytes([7; 16]);
+        (Session::open(sid, Arc::new(config), transport, t0), t0)
+    }
+
+    fn text(s: &'static str) -> Packet {
+        Packet::Message(Payload::Text(Utf8Bytes::from_static(s)))
+    }
+
+    fn get_body(s: &mut Session, now: Instant) -> Option<String> {
+        s.handle_get(now).unwrap();
+        let body = s.poll_get_response();
+        body.map(|b| String::from_utf8(b.to_vec()).unwrap())
+    }
+
+    fn ws_texts(s: &mut Session) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Some(t) = s.poll_transmit(Transport::WebSocket) {
+            match t {
+                Transmit::Message(m) => out.push(m.text().unwrap().as_str().to_owned()),
+                Transmit::Close(reason) => out.push(format!("close:{reason}")),
+                other => out.push(other.control_text().unwrap().as_str().to_owned()),
+            }
+        }
+        out
+    }
+
+    fn events(s: &mut Session) -> Vec<String> {
+        std::iter::from_fn(|| s.poll_event())
+            .map(|e| match e {
+                Event::Message(t) => format!("msg:{t}"),
+                Event::Binary(b) => format!("bin:{}", b.len()),
+                Event::Upgraded => "upgraded".to_owned(),
+                Event::Closed(r) => format!("closed:{r}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn handshake_values() {
+        let (s, _) = open(Transport::Polling, config());
+        let h = s.handshake();
+        assert_eq!(h.upgrades, vec!["websocket".to_owned()]);
+        assert_eq!(
+            (h.ping_interval, h.ping_timeout, h.max_payload),
+            (300, 200, 1_000_000)
+        );
+        let (s, _) = open(Transport::WebSocket, config());
+        assert!(s.handshake().upgrades.is_empty());
+    }
+
+    #[test]
+    fn heartbeat_ping_pong_and_timeout() {
+        let (mut s, t0) = open(Transport::WebSocket, config());
+        assert_eq!(s.poll_timeout(), Some(t0 + INTERVAL));
+        s.handle_timeout(t0 + INTERVAL - Duration::from_millis(1));
+        assert!(ws_texts(&mut s).is_empty());
+        s.handle_timeout(t0 + INTERVAL);
+        assert_eq!(ws_texts(&mut s), ["2"]);
+        assert_eq!(s.poll_timeout(), Some(t0 + INTERVAL + TIMEOUT));
+        // Pong: next ping one interval after the pong.
+        let pong_at = t0 + INTERVAL + Duration::from_millis(50);
+        s.handle_packet(pong_at, Transport::WebSocket, Packet::Pong(None))
+            .unwrap();
+        assert_eq!(s.poll_timeout(), Some(pong_at + INTERVAL));
+        s.handle_timeout(pong_at + INTERVAL);
+        assert_eq!(ws_texts(&mut s), ["2"]);
+        // No pong: closed with "ping timeout" exactly at the deadline.
+        s.handle_timeout(pong_at + INTERVAL + TIMEOUT - Duration::from_millis(1));
+        assert!(!s.is_closed());
+        s.handle_timeout(pong_at + INTERVAL + TIMEOUT);
+        assert_eq!(s.close_reason(), Some(CloseReason::PingTimeout));
+        assert_eq!(events(&mut s), ["closed:ping timeout"]);
+        assert_eq!(ws_texts(&mut s), ["close:ping timeout"]);
+        assert_eq!(s.poll_timeout(), None);
+    }
+
+    #[test]
+    fn late_timer_cannot_stretch_the_ping_timeout() {
+        // The polling test: nobody polls, the first input comes 500 ms after open.
+        let (mut s, t0) = open(Transport::Polling, config());
+        assert_eq!(
+            s.handle_get(t0 + INTERVAL + TIMEOUT),
+            Err(ProtocolError::Closed)
+        );
+        assert_eq!(s.close_reason(), Some(CloseReason::PingTimeout));
+    }
+
+    #[test]
+    fn polling_ping_is_delivered_alone() {
+        let (mut s, t0) = open(Transport::Polling, config());
+        s.handle_get(t0).unwrap();
+        assert!(s.poll_get_response().is_none());
+        s.handle_timeout(t0 + INTERVAL);
+        assert!(s.has_get_response());
+        assert_eq!(&s.poll_get_response().unwrap()[..], b"2");
+    }
+
+    #[test]
+    fn client_ping_is_a_protocol_error() {
+        let (mut s, t0) = open(Transport::WebSocket, config());
+        let err = s
+            .handle_packet(t0, Transport::WebSocket, Packet::Ping(None))
+            .unwrap_err();
+        assert_eq!(err, ProtocolError::UnexpectedPing);
+        assert_eq!(s.close_reason(), Some(CloseReason::TransportError));
+    }
+
+    #[test]
+    fn post_replies_leave_together() {
+        let (mut s, t0) = open(Transport::Polling, config());
+        s.handle_get(t0).unwrap();
+        s.handle_post_start(t0).unwrap();
+        s.handle_post_body(t0, Utf8Bytes::from_static("4a\x1e4b\x1e4c"))
+            .unwrap();
+        assert_eq!(events(&mut s), ["msg:a", "msg:b", "msg:c"]);
+        // The handler echoes one by one; the held GET must not answer in between.
+        s.send(Outgoing::message_text("a")).unwrap();
+        assert!(!s.has_get_response());
+        assert!(s.poll_get_response().is_none());
+        s.send(Outgoing::message_text("b")).unwrap();
+        s.send(Outgoing::message_text("c")).unwrap();
+        s.handle_post_done();
+        assert!(s.has_get_response());
+        assert_eq!(&s.poll_get_response().unwrap()[..], b"4a\x1e4b\x1e4c");
+    }
+
+    #[test]
+    fn responses_respect_max_payload() {
+        let cfg = config().max_payload(NonZeroUsize::new(11).unwrap());
+        let (mut s, t0) = open(Transport::Polling, cfg);
+        for m in ["aaaa", "bbbb", "cccc"] {
+            s.send(Outgoing::message_text(m)).unwrap();
+        }
+        assert_eq!(get_body(&mut s, t0).unwrap(), "4aaaa\x1e4bbbb");
+        assert_eq!(get_body(&mut s, t0).unwrap(), "4cccc");
+        assert!(matches!(
+            s.send(Outgoing::message_text("01234567890")),
+            Err(SendError::TooLarge { len: 12, max: 11 })
+        ));
+    }
+
+    #[test]
+    fn concurrent_gets_close_the_session() {
+        let (mut s, t0) = open(Transport::Polling, config());
+        s.handle_get(t0).unwrap();
+        assert_eq!(s.handle_get(t0), Err(ProtocolError::PollOverlap));
+        assert_eq!(&s.poll_get_response().unwrap()[..], b"1");
+        assert_eq!(s.handle_get(t0), Err(ProtocolError::Closed));
+        assert_eq!(events(&mut s), ["closed:transport error"]);
+    }
+
+    #[test]
+    fn invalid_post_closes_with_parse_error() {
+        let (mut s, t0) = open(Transport::Polling, config());
+        s.handle_post_start(t0).unwrap();
+        let err = s
+            .handle_post_body(t0, Utf8Bytes::from_static("abc"))
+            .unwrap_err();
+        assert!(matches!(err, ProtocolError::Decode(_)));
+        assert_eq!(s.close_reason(), Some(CloseReason::ParseError));
+        assert_eq!(s.handle_get(t0), Err(ProtocolError::Closed));
+    }
+
+    #[test]
+    fn client_close_releases_the_held_get_with_noop() {
+        let (mut s, t0) = open(Transport::Polling, config());
+        s.handle_get(t0).unwrap();
+        s.handle_post_start(t0).unwrap();
+        s.handle_post_body(t0, Utf8Bytes::from_static("1")).unwrap();
+        s.handle_post_done();
+        assert_eq!(&s.poll_get_response().unwrap()[..], b"6");
+        assert_eq!(s.handle_get(t0), Err(ProtocolError::Closed));
+    }
+
+    #[test]
+    fn client_close_before_the_get_still_answers_one_get() {
+        let (mut s, t0) = open(Transport::Polling, config());
+        s.handle_post_start(t0).unwrap();
+        s.handle_post_body(t0, Utf8Bytes::from_static("1")).unwrap();
+        s.handle_post_done();
+        assert!(s.has_final_poll());
+        assert_eq!(get_body(&mut s, t0).unwrap(), "6");
+        assert_eq!(s.handle_get(t0), Err(ProtocolError::Closed));
+    }
+
+    #[test]
+    fn forced_close_flushes_then_closes() {
+        let (mut s, t0) = open(Transport::WebSocket, config());
+        s.send(Outgoing::message_text("bye")).unwrap();
+        s.close(CloseReason::ForcedClose);
+        assert_eq!(ws_texts(&mut s), ["4bye", "close:forced close"]);
+        assert_eq!(s.send(Outgoing::message_text("x")), Err(SendError::Closed));
+        let _ = t0;
+    }
+
+    #[test]
+    fn upgrade_moves_the_queue_without_loss_or_duplication() {
+        let (mut s, t0) = open(Transport::Polling, config());
+        s.send(Outgoing::message_text("before")).unwrap();
+        assert_eq!(get_body(&mut s, t0).unwrap(), "4before");
+        s.handle_upgrade_start(t0).unwrap();
+        // A second WebSocket while upgrading is refused without harming the session.
+        assert_eq!(
+            s.handle_upgrade_start(t0),
+            Err(ProtocolError::UpgradeRefused)
+        );
+        s.handle_get(t0).unwrap();
+        s.handle_packet(
+            t0,
+            Transport::WebSocket,
+            Packet::Ping(Some(Utf8Bytes::from_static("probe"))),
+        )
+        .unwrap();
+        assert_eq!(ws_texts(&mut s), ["3probe"]);
+        // Probe answered: the held GET is released with a noop.
+        assert_eq!(&s.poll_get_response().unwrap()[..], b"6");
+        s.send(Outgoing::message_text("during")).unwrap();
+        // Nothing for the upgrade socket until "5".
+        assert!(ws_texts(&mut s).is_empty());
+        s.handle_packet(t0, Transport::WebSocket, Packet::Upgrade)
+            .unwrap();
+        assert_eq!(s.transport(), Transport::WebSocket);
+        s.send(Outgoing::message_text("after")).unwrap();
+        assert_eq!(ws_texts(&mut s), ["4during", "4after"]);
+        assert_eq!(events(&mut s), ["upgraded"]);
+        assert_eq!(s.handle_get(t0), Err(ProtocolError::TransportMismatch));
+        assert_eq!(
+            s.handle_upgrade_start(t0),
+            Err(ProtocolError::UpgradeRefused)
+        );
+    }
+
+    #[test]
+    fn abandoned_upgrade_times_out_and_polling_goes_on() {
+        let (mut s, t0) = open(
+            Transport::Polling,
+            config()
+                .upgrade_timeout(Duration::from_millis(100))
+                .ping_interval(Duration::from_secs(60)),
+        );
+        s.handle_upgrade_start(t0).unwrap();
+        assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_millis(100)));
+        s.handle_timeout(t0 + Duration::from_millis(100));
+        assert!(!s.is_upgrading());
+        assert_eq!(ws_texts(&mut s), ["close:transport error"]);
+        s.handle_transport_closed(Transport::WebSocket, false);
+        assert!(!s.is_closed());
+        s.send(Outgoing::message_text("still polling")).unwrap();
+        assert_eq!(get_body(&mut s, t0).unwrap(), "4still polling");
+        // A new upgrade may start afterwards.
+        s.handle_upgrade_start(t0).unwrap();
+    }
+
+    #[test]
+    fn bad_packet_on_the_upgrade_socket_aborts_only_the_upgrade() {
+        let (mut s, t0) = open(Transport::Polling, config());
+        s.handle_upgrade_start(t0).unwrap();
+        s.handle_packet(t0, Transport::WebSocket, text("too early"))
+            .unwrap();
+        assert_eq!(ws_texts(&mut s), ["close:transport error"]);
+        assert!(!s.is_closed());
+    }
+
+    #[test]
+    fn slow_consumer_closes_and_volatile_drops() {
+        let cfg = config().max_queued_bytes(NonZeroUsize::new(10).unwrap());
+        let (mut s, _) = open(Transport::WebSocket, cfg);
+        s.send(Outgoing::message_text("12345678")).unwrap(); // 9 bytes with the "4"
+        assert_eq!(
+            s.send_volatile(Outgoing::message_text("xx")),
+            Err(SendError::Dropped)
+        );
+        assert!(!s.is_closed());
+        assert_eq!(
+            s.send(Outgoing::message_text("xx")),
+            Err(SendError::SlowConsumer)
+        );
+        assert_eq!(s.close_reason(), Some(CloseReason::SlowConsumer));
+        assert_eq!(ws_texts(&mut s), ["close:slow consumer"]);
+        assert_eq!(s.queued_bytes(), 0);
+    }
+
+    #[test]
+    fn queue_accounting_returns_to_zero() {
+        let (mut s, _) = open(Transport::WebSocket, config());
+        let m = Outgoing::message_text("hello");
+        for _ in 0..3 {
+            s.send(m.clone()).unwrap();
+        }
+        assert_eq!(s.queued_bytes(), 18);
+        assert_eq!(ws_texts(&mut s).len(), 3);
+        assert_eq!(s.queued_bytes(), 0);
+    }
+
+    #[test]
+    fn client_close_on_websocket() {
+        let (mut s, t0) = open(Transport::WebSocket, config());
+        s.handle_packet(t0, Transport::WebSocket, Packet::Close)
+            .unwrap();
+        assert_eq!(ws_texts(&mut s), ["close:transport close"]);
+        assert_eq!(events(&mut s), ["closed:transport close"]);
+    }
+
+    #[test]
+    fn transport_loss_reasons() {
+        let (mut s, _) = open(Transport::WebSocket, config());
+        s.handle_transport_closed(Transport::WebSocket, true);
+        assert_eq!(s.close_reason(), Some(CloseReason::TransportError));
+        let (mut s, _) = open(Transport::WebSocket, config());
+        s.handle_transport_error(Transport::WebSocket, CloseReason::PayloadTooLarge);
+        assert_eq!(s.close_reason(), Some(CloseReason::PayloadTooLarge));
+    }
+
+    #[test]
+    fn messages_become_events_in_order() {
+        let (mut s, t0) = open(Transport::WebSocket, config());
+        s.handle_packet(t0, Transport::WebSocket, text("one"))
+            .unwrap();
+        s.handle_packet(
+            t0,
+            Transport::WebSocket,
+            Packet::decode_binary(Bytes::from_static(&[1, 2])),
+        )
+        .unwrap();
+        assert_eq!(events(&mut s), ["msg:one", "bin:2"]);
+    }
+}
