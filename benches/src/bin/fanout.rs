@@ -12,9 +12,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use sockeye_benches::fanout::jwt;
 use sockeye_benches::fanout::run::{Config, Report, Runner};
 use sockeye_benches::fanout::target::Target;
+use sockeye_benches::fanout::{jwt, summary};
 
 /// Fan-out load generator for Socket.IO servers (Engine.IO v4 / Socket.IO v5 over WebSocket).
 #[derive(Debug, Parser)]
@@ -26,6 +26,12 @@ struct Args {
     /// A name for this run in the report.
     #[arg(long, default_value = "run")]
     label: String,
+    /// A scenario name for the report.
+    #[arg(long, default_value = "")]
+    scenario: String,
+    /// A repetition number for the report.
+    #[arg(long, default_value_t = 0)]
+    rep: u32,
     /// Receivers to connect (the sender is one more room member).
     #[arg(long, short = 'n', default_value_t = 1000)]
     receivers: usize,
@@ -74,10 +80,30 @@ struct Args {
     /// Generator worker threads.
     #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// Instead of running: print the Markdown side-by-side table of the reports in this JSON-lines
+    /// file (as `run.sh` does).
+    #[arg(long, value_name = "JSONL")]
+    summarize: Option<std::path::PathBuf>,
+    /// With --summarize: leave out runs during which other processes took more than this many
+    /// cores.
+    #[arg(long, default_value_t = 0.25)]
+    noise_max: f64,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(path) = &args.summarize {
+        return match std::fs::read_to_string(path) {
+            Ok(jsonl) => {
+                print!("{}", summary::summarize(&jsonl, args.noise_max));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("fanout: {}: {e}", path.display());
+                ExitCode::from(2)
+            }
+        };
+    }
     let target = match Target::parse(&args.url) {
         Ok(t) => t,
         Err(e) => {
@@ -102,6 +128,8 @@ fn main() -> ExitCode {
     let config = Config {
         target,
         label: args.label.clone(),
+        scenario: args.scenario.clone(),
+        rep: args.rep,
         receivers: args.receivers,
         concurrency: args.concurrency,
         messages: args.messages,

@@ -9,4 +9,5 @@ pub mod hist;
 pub mod jwt;
 pub mod procfs;
 pub mod run;
+pub mod summary;
 pub mod target;

@@ -33,6 +33,10 @@ pub struct Config {
     pub target: Target,
     /// A name for the run, copied into the report (`sockeye`, `node`, ...).
     pub label: String,
+    /// The scenario's name, copied into the report.
+    pub scenario: String,
+    /// The repetition number, copied into the report.
+    pub rep: u32,
     /// Receivers to connect (the sender comes on top and is a room member too).
     pub receivers: usize,
     /// Receivers connecting at once.
@@ -80,8 +84,16 @@ pub struct Latency {
 #[derive(Debug, Clone, Default, Serialize)]
 #[non_exhaustive]
 pub struct Report {
-    /// The run's label.
+    /// The run's label (the server's name in `run.sh`).
     pub label: String,
+    /// The scenario's name.
+    pub scenario: String,
+    /// The repetition number.
+    pub rep: u32,
+    /// Receivers connecting at once.
+    pub concurrency: usize,
+    /// The send window, in messages.
+    pub window: u64,
     /// Unix time of the report, in seconds.
     pub unix_time: u64,
     /// The server's URL authority.
@@ -393,6 +405,10 @@ impl Runner {
         let hist = shared.merged_histogram();
         let mut r = Report {
             label: cfg.label.clone(),
+            scenario: cfg.scenario.clone(),
+            rep: cfg.rep,
+            concurrency: cfg.concurrency,
+            window: cfg.window,
             unix_time: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
