@@ -74,9 +74,27 @@ if [[ ! -f $keys/rs256-private.pem || ! -f $keys/rs256-public.pem ]]; then
   say "making RSA test keys in tests/interop/.keys"
   openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$keys/rs256-private.pem" 2>/dev/null
   openssl pkey -in "$keys/rs256-private.pem" -pubout -out "$keys/rs256-public.pem"
+  rm -f "$keys/jwks.json" # made from this key below
 fi
 if [[ ! -f $keys/other-private.pem ]]; then
   openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$keys/other-private.pem" 2>/dev/null
+fi
+if [[ ! -f $keys/es256-private.pem ]]; then
+  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$keys/es256-private.pem" 2>/dev/null
+  openssl pkey -in "$keys/es256-private.pem" -pubout -out "$keys/es256-public.pem"
+fi
+if [[ ! -f $keys/ed25519-private.pem ]]; then
+  openssl genpkey -algorithm ED25519 -out "$keys/ed25519-private.pem" 2>/dev/null
+  openssl pkey -in "$keys/ed25519-private.pem" -pubout -out "$keys/ed25519-public.pem"
+fi
+if [[ ! -f $keys/jwks.json ]]; then
+  # The RS256 public key as a JWKS with one key, kid "interop-rs256".
+  node -e '
+    const crypto = require("node:crypto");
+    const fs = require("node:fs");
+    const jwk = crypto.createPublicKey(fs.readFileSync(process.argv[1])).export({ format: "jwk" });
+    fs.writeFileSync(process.argv[2], JSON.stringify({ keys: [{ ...jwk, kid: "interop-rs256", alg: "RS256", use: "sig" }] }, null, 2));
+  ' "$keys/rs256-public.pem" "$keys/jwks.json" || die "could not write the test JWKS"
 fi
 if [[ ! -f $keys/tls-cert.pem || ! -f $keys/tls-key.pem ]]; then
   say "making a self-signed TLS certificate for 127.0.0.1 / localhost"

@@ -7,6 +7,8 @@ const fs = require('node:fs');
 
 const HMAC = { HS256: 'sha256', HS384: 'sha384', HS512: 'sha512' };
 const RSA = { RS256: 'sha256', RS384: 'sha384', RS512: 'sha512' };
+const PSS = { PS256: 'sha256', PS384: 'sha384', PS512: 'sha512' };
+const EC = { ES256: 'sha256', ES384: 'sha384' };
 
 const b64url = (value) =>
   Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
@@ -18,7 +20,8 @@ let counter = 0;
 
 /**
  * Signs `claims` into a compact JWT.
- * - `alg`: HS256/384/512 (with `secret`), RS256/384/512 (with `key`, a PEM private key), or `none`.
+ * - `alg`: HS256/384/512 (with `secret`); RS*, PS*, ES256/384, EdDSA (with `key`, a PEM private
+ *   key); or `none`.
  * - `header`: extra or overriding header fields.
  */
 function sign(claims, { alg = 'HS256', secret, key, header = {} } = {}) {
@@ -34,6 +37,17 @@ function sign(claims, { alg = 'HS256', secret, key, header = {} } = {}) {
   } else if (RSA[alg]) {
     if (!key) throw new Error(`jwt.sign: ${alg} needs a private key`);
     sig = crypto.sign(RSA[alg], Buffer.from(input), key).toString('base64url');
+  } else if (PSS[alg]) {
+    if (!key) throw new Error(`jwt.sign: ${alg} needs a private key`);
+    const opts = { key, padding: crypto.constants.RSA_PKCS1_PSS_PADDING, saltLength: crypto.constants.RSA_PSS_SALTLEN_DIGEST };
+    sig = crypto.sign(PSS[alg], Buffer.from(input), opts).toString('base64url');
+  } else if (EC[alg]) {
+    if (!key) throw new Error(`jwt.sign: ${alg} needs a private key`);
+    // JWS wants the raw r || s form, not DER.
+    sig = crypto.sign(EC[alg], Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' }).toString('base64url');
+  } else if (alg === 'EdDSA') {
+    if (!key) throw new Error('jwt.sign: EdDSA needs a private key');
+    sig = crypto.sign(null, Buffer.from(input), key).toString('base64url');
   } else {
     throw new Error(`jwt.sign: unsupported alg ${alg}`);
   }

@@ -3,6 +3,7 @@
 // as a connect_error, and the configured validation (issuer, audience, leeway, algorithms, keys).
 
 const assert = require('node:assert/strict');
+const crypto = require('node:crypto');
 const { describe, test, before, after, afterEach } = require('node:test');
 const h = require('../lib/harness');
 const { OTHER_SECRET, readKey } = require('../lib/config');
@@ -274,6 +275,10 @@ describe('public key (--jwt-public-key PEM --jwt-algorithms RS256)', () => {
     await connect(url, { auth: { token: rs() } });
   });
 
+  test('PS256 (also configured) with the same key is accepted', async () => {
+    await connect(url, { auth: { token: rs({}, undefined, 'PS256') } });
+  });
+
   test('bad_signature: RS256 signed by another key', async () => {
     const t = rs({}, readKey('other-private.pem'));
     await assertUnauthorized(url, { auth: { token: t } }, 'bad_signature', t);
@@ -291,5 +296,46 @@ describe('public key (--jwt-public-key PEM --jwt-algorithms RS256)', () => {
 
   test('expired RS256', async () => {
     await assertUnauthorized(url, { auth: { token: rs({ exp: now() - 60 }) } }, 'expired');
+  });
+});
+
+describe('EC and EdDSA public keys (--jwt-public-key with ES256 / EdDSA)', () => {
+  const fresh = (type, opts) => crypto.generateKeyPairSync(type, opts).privateKey.export({ type: 'pkcs8', format: 'pem' });
+
+  test('ES256: the matching key is accepted, another key is bad_signature, HS256 is bad_algorithm', async () => {
+    const { url } = await h.server('ec');
+    await connect(url, { auth: { token: jwt.sign(jwt.claims(), { alg: 'ES256', key: readKey('es256-private.pem') }) } });
+    const other = jwt.sign(jwt.claims(), { alg: 'ES256', key: fresh('ec', { namedCurve: 'P-256' }) });
+    await assertUnauthorized(url, { auth: { token: other } }, 'bad_signature', other);
+    await assertUnauthorized(url, { auth: { token: token() } }, 'bad_algorithm');
+  });
+
+  test('EdDSA: the matching key is accepted, another key is bad_signature, RS256 is bad_algorithm', async () => {
+    const { url } = await h.server('eddsa');
+    await connect(url, { auth: { token: jwt.sign(jwt.claims(), { alg: 'EdDSA', key: readKey('ed25519-private.pem') }) } });
+    const other = jwt.sign(jwt.claims(), { alg: 'EdDSA', key: fresh('ed25519') });
+    await assertUnauthorized(url, { auth: { token: other } }, 'bad_signature', other);
+    const rs = jwt.sign(jwt.claims(), { alg: 'RS256', key: readKey('rs256-private.pem') });
+    await assertUnauthorized(url, { auth: { token: rs } }, 'bad_algorithm', rs);
+  });
+});
+
+describe('JWKS (--jwt-jwks with one RS256 key, kid "interop-rs256")', () => {
+  let url;
+  before(async () => { ({ url } = await h.server('jwks')); });
+  const header = { kid: 'interop-rs256' };
+
+  test('an RS256 token whose kid names the key is accepted', async () => {
+    await connect(url, { auth: { token: jwt.sign(jwt.claims(), { alg: 'RS256', key: readKey('rs256-private.pem'), header }) } });
+  });
+
+  test('bad_signature: the right kid, another key', async () => {
+    const t = jwt.sign(jwt.claims(), { alg: 'RS256', key: readKey('other-private.pem'), header });
+    await assertUnauthorized(url, { auth: { token: t } }, 'bad_signature', t);
+  });
+
+  test('bad_algorithm: HS256 and none', async () => {
+    await assertUnauthorized(url, { auth: { token: token({}, { header }) } }, 'bad_algorithm');
+    await assertUnauthorized(url, { auth: { token: jwt.sign(jwt.claims(), { alg: 'none', header }) } }, 'bad_algorithm');
   });
 });

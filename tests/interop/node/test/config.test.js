@@ -51,6 +51,46 @@ describe('configuration from the environment', () => {
   });
 });
 
+describe('listen address and config file', () => {
+  test('without --host the server listens on all addresses (0.0.0.0), reachable on 127.0.0.1', async () => {
+    const port = await h.freePort();
+    const srv = await h.spawnServer(['--port', String(port), '--jwt-secret', h.SECRET], { addListenFlags: false, port });
+    try {
+      await connect(srv.url, auth());
+    } finally { await srv.stop(); }
+  });
+
+  test('--config reads the settings from a TOML file', async () => {
+    // The contract does not fix the key spelling: accept snake_case or kebab-case keys.
+    const fs = require('node:fs');
+    const os = require('node:os');
+    const path = require('node:path');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sockeye-config-'));
+    const errors = [];
+    for (const style of ['snake', 'kebab']) {
+      const port = await h.freePort();
+      const key = (k) => (style === 'snake' ? k.replaceAll('-', '_') : k);
+      const file = path.join(dir, `${style}.toml`);
+      fs.writeFileSync(file, [
+        `${key('host')} = "127.0.0.1"`, `${key('port')} = ${port}`, `${key('jwt-secret')} = "${h.SECRET}"`,
+        `${key('max-payload')} = 3000`,
+      ].join('\n'));
+      let srv;
+      try {
+        srv = await h.spawnServer(['--config', file], { addListenFlags: false, port });
+        assert.equal((await pollingHandshake(srv.url)).maxPayload, 3000);
+        await connect(srv.url, auth());
+        return;
+      } catch (e) {
+        errors.push(`${style}: ${e.message.slice(0, 800)}`);
+      } finally {
+        if (srv) await srv.stop();
+      }
+    }
+    assert.fail(`no TOML key style worked:\n${errors.join('\n')}`);
+  });
+});
+
 describe('a bad value stops the server with a message naming the setting', () => {
   const CASES = [
     ['--rate-limit nope', ['--rate-limit', 'nope'], {}, /rate[-_]limit/i],

@@ -221,3 +221,40 @@ describe('connection cap per address (--max-connections-per-ip 3)', () => {
     assert.ok(sockets.every((s) => s.connected));
   });
 });
+
+describe('behind a proxy (--trust-proxy --max-connections-per-ip 2)', () => {
+  let url;
+  before(async () => { ({ url } = await h.server('capproxy')); });
+  const from = (ip) => ({ ...auth(), extraHeaders: { 'X-Forwarded-For': ip } });
+
+  test('the cap counts the X-Forwarded-For address', async () => {
+    for (const ip of ['198.51.100.1', '198.51.100.2', '198.51.100.3']) await connect(url, from(ip));
+    await connect(url, from('198.51.100.9'));
+    await connect(url, from('198.51.100.9'));
+    const err = await refused(url, from('198.51.100.9'));
+    assert.ok(err instanceof Error);
+  });
+});
+
+describe('a limit of 0 turns it off (--rate-limit 0 --max-connections-per-ip 0 --max-content-length 0)', () => {
+  let url;
+  before(async () => { ({ url } = await h.server('nolimits')); });
+
+  test('no rate limit: a burst of 150 events is accepted', async () => {
+    const socket = await connect(url, auth());
+    const results = await Promise.all(Array.from({ length: 150 }, (_, i) => ack(socket, 'message', { content: `n${i}` })));
+    assert.equal(results.filter((r) => r.ok).length, 150, JSON.stringify(results.find((r) => !r.ok)));
+    assert.ok(socket.connected);
+  });
+
+  test('no content length limit: 10,000 characters are accepted; empty content is still VALIDATION', async () => {
+    const socket = await connect(url, auth());
+    assert.equal((await ack(socket, 'message', { content: 'c'.repeat(10000) })).ok, true);
+    h.assertAckError(await ack(socket, 'message', { content: '' }), 'VALIDATION', 'message');
+  });
+
+  test('no connection cap: 40 connections from one address', async () => {
+    const all = await Promise.all(Array.from({ length: 40 }, () => connect(url, auth())));
+    assert.ok(all.every((s) => s.connected));
+  });
+});

@@ -119,14 +119,14 @@ describe('Engine.IO handshake (defaults of the reference server)', () => {
   });
 });
 
-describe('heartbeat (--ping-interval 300 --ping-timeout 300, milliseconds)', () => {
+describe('heartbeat (--ping-interval 400 --ping-timeout 600, milliseconds)', () => {
   let url;
   before(async () => { ({ url } = await h.server('heartbeat')); });
 
   test('the handshake announces the configured timings', async () => {
     const open = await pollingHandshake(url);
-    assert.equal(open.pingInterval, 300);
-    assert.equal(open.pingTimeout, 300);
+    assert.equal(open.pingInterval, 400);
+    assert.equal(open.pingTimeout, 600);
   });
 
   for (const transports of [['websocket'], ['polling']]) {
