@@ -95,7 +95,7 @@ describe('a bad value stops the server with a message naming the setting', () =>
   const CASES = [
     ['--rate-limit nope', ['--rate-limit', 'nope'], {}, /rate[-_]limit/i],
     ['--port 70000', ['--port', '70000'], {}, /port/i],
-    ['--max-payload -1', ['--max-payload', '-1'], {}, /max[-_]payload/i],
+    ['--max-payload=-1', ['--max-payload=-1'], {}, /max[-_]payload/i],
     ['--max-connections-per-ip many', ['--max-connections-per-ip', 'many'], {}, /max[-_]connections[-_]per[-_]ip/i],
     ['--jwt-algorithms XY999', ['--jwt-algorithms', 'XY999'], {}, /jwt[-_]algorithms/i],
     ['--jwt-algorithms none', ['--jwt-algorithms', 'none'], {}, /jwt[-_]algorithms|none/i],
