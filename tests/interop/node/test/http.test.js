@@ -171,7 +171,8 @@ describe('HTTP endpoints', () => {
     await ack(poller, 'message', { content: 'me too' });
     const res = await request(`${url}/metrics`);
     assert.equal(res.status, 200);
-    assert.match(res.headers['content-type'] || '', /^text\/plain/);
+    // The Prometheus text format, or OpenMetrics text, which Prometheus reads as well.
+    assert.match(res.headers['content-type'] || '', /^(text\/plain|application\/openmetrics-text)/);
     const lines = res.body.split('\n').filter((l) => l && !l.startsWith('#'));
     const series = (name) => lines.filter((l) => l === name || l.startsWith(`${name} `) || l.startsWith(`${name}{`));
     const value = (line) => Number(line.trim().split(/\s+/).at(-1));
