@@ -228,7 +228,12 @@ where
                 }
             }
             result = rd.read_buf(&mut rbuf) => match result {
-                Ok(0) | Err(_) => end = Some(End::Cut),
+                // EOF without a close frame: "transport close", as the reference reports it.
+                Ok(0) => {
+                    clean = true;
+                    end = Some(End::Cut);
+                }
+                Err(_) => end = Some(End::Cut),
                 Ok(n) => {
                     read_size = if n == spare { (read_size * 2).min(64 * 1024) } else { MIN_READ };
                     end = handle_input(&mut reader, &mut rbuf, &mut writer, shared, &mut clean);
