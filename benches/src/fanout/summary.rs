@@ -73,6 +73,12 @@ const METRICS: &[Metric] = &[
         higher_is_better: false,
     },
     Metric {
+        name: "server memory at the end (MiB)",
+        get: |r| num(r, "server_rss_end"),
+        fmt: |v| format!("{:.1}", v / 1_048_576.0),
+        higher_is_better: false,
+    },
+    Metric {
         name: "connects/s",
         get: |r| num(r, "connects_per_sec"),
         fmt: |v| format!("{v:.0}"),
