@@ -162,9 +162,10 @@ impl Connection {
     async fn open_inner(target: &Target, token: Option<&str>) -> Result<Self, ClientError> {
         let stream = TcpStream::connect(target.addr).await?;
         stream.set_nodelay(true)?;
-        // Small buffers: thousands of these live at once, and the frames are small.
+        // Small buffers: thousands of these live at once, the frames are small, and tungstenite
+        // zeroes the free part of its read buffer before every read.
         let config = WebSocketConfig::default()
-            .read_buffer_size(32 * 1024)
+            .read_buffer_size(8 * 1024)
             .write_buffer_size(0);
         let (mut ws, _) = tokio_tungstenite::client_async_with_config(
             target.websocket_url(),

@@ -25,6 +25,12 @@ use super::target::Target;
 /// send time (nanoseconds since the run's start), both as 16 hex digits.
 const MARKER: &[u8] = br#""content":"@"#;
 const STAMP_LEN: usize = 1 + 16 + 16;
+/// The receivers' fast path: a frame starting with this is a `message` event on the default
+/// namespace without an ack id (Engine.IO `4`, Socket.IO `2`), and only the content marker is
+/// looked up in it. Every other frame goes through the codec ([`client::classify`]). Fully
+/// decoding each delivery (the codec validates the JSON) made the generator cost as much CPU
+/// per delivery as the servers under test.
+const MESSAGE_PREFIX: &[u8] = br#"42["message","#;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -613,19 +619,27 @@ impl Shared {
 
     /// Records one event at member `idx`; `last_seq` is that member's previous sequence number.
     fn on_event(&self, idx: usize, packet: &socketio::Packet, last_seq: &mut Option<u64>) {
+        match packet.event_name() {
+            Ok(name) if name == "message" => {
+                if let Some(data) = &packet.data {
+                    self.on_message(idx, data.as_bytes(), last_seq);
+                }
+            }
+            Ok(name) if name == "error" => {
+                self.error_events.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+    }
+
+    /// Records one `message` event (its packet data or the whole frame) at member `idx`.
+    fn on_message(&self, idx: usize, bytes: &[u8], last_seq: &mut Option<u64>) {
         let now = self.now_ns();
-        let Some(data) = packet.data.as_ref() else {
-            return;
-        };
-        let bytes = data.as_bytes();
         let Some(stamp) = self
             .finder
             .find(bytes)
             .and_then(|at| bytes.get(at + MARKER.len()..at + MARKER.len() + 32))
         else {
-            if packet.event_name().is_ok_and(|n| n == "error") {
-                self.error_events.fetch_add(1, Ordering::Relaxed);
-            }
             return;
         };
         let (Some(seq), Some(sent)) = (hex(&stamp[..16]), hex(&stamp[16..])) else {
@@ -720,6 +734,10 @@ async fn receive_loop(mut ws: Ws, shared: &Shared, idx: usize) {
             Ok(Message::Close(_)) | Err(_) => break,
             Ok(_) => continue,
         };
+        if text.as_bytes().starts_with(MESSAGE_PREFIX) {
+            shared.on_message(idx, text.as_bytes(), &mut last_seq);
+            continue;
+        }
         match client::classify(text) {
             Incoming::Event(p) => shared.on_event(idx, &p, &mut last_seq),
             Incoming::Ping if ws.send(client::pong_frame()).await.is_err() => break,
@@ -743,6 +761,10 @@ async fn sender_reader(
             Ok(Message::Close(_)) | Err(_) => break,
             Ok(_) => continue,
         };
+        if text.as_bytes().starts_with(MESSAGE_PREFIX) {
+            shared.on_message(idx, text.as_bytes(), &mut last_seq);
+            continue;
+        }
         match client::classify(text) {
             Incoming::Event(p) => shared.on_event(idx, &p, &mut last_seq),
             Incoming::Ack(p) => shared.on_ack(&p),
