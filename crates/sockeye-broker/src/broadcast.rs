@@ -257,3 +257,56 @@ impl Stream for AckStream {
 }
 
 use std::future::Future as _;
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Instant;
+
+    use sockeye_codec::{Outgoing, Utf8Bytes};
+
+    use crate::socket::ENCODES;
+    use crate::{Broker, CloseReason, EngineInfo, SendError, SendFlags, Transport};
+
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+
+    impl Transport for Count {
+        fn send(&self, _message: Outgoing, _flags: SendFlags) -> Result<(), SendError> {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        }
+
+        fn close(&self, _reason: CloseReason) {}
+    }
+
+    #[tokio::test]
+    async fn a_broadcast_to_10_000_sockets_encodes_exactly_once() {
+        let broker = Broker::builder().namespace("/", |ns| ns).build();
+        let transport = Arc::new(Count::default());
+        let mut conns = Vec::new();
+        for _ in 0..10_000 {
+            let mut conn =
+                broker.on_engine_open(transport.clone(), EngineInfo::new("s"), Instant::now());
+            conn.on_engine_text(Utf8Bytes::from_static("0")).unwrap();
+            conns.push(conn);
+        }
+        let ns = broker.namespace("/").unwrap();
+        let sent_before = transport.0.load(Ordering::Relaxed);
+        let encodes_before = ENCODES.with(std::cell::Cell::get);
+        ns.broadcast().emit("news", &"hello").await.unwrap();
+        assert_eq!(ENCODES.with(std::cell::Cell::get) - encodes_before, 1);
+        assert_eq!(transport.0.load(Ordering::Relaxed) - sent_before, 10_000);
+
+        // With acks too: one shared ack id, one encode.
+        let encodes_before = ENCODES.with(std::cell::Cell::get);
+        let stream = ns.broadcast().emit_with_ack("vote", &1).await.unwrap();
+        assert_eq!(ENCODES.with(std::cell::Cell::get) - encodes_before, 1);
+        assert_eq!(stream.expected(), 10_000);
+        assert_eq!(ns.pending_acks(), 10_000);
+        drop(conns);
+        assert_eq!(ns.pending_acks(), 0);
+        assert_eq!(stream.collect_all().await.len(), 10_000);
+    }
+}

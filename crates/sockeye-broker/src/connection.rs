@@ -249,6 +249,10 @@ impl Connection {
                 socket.close(DisconnectReason::ClientNamespaceDisconnect, false);
                 Ok(())
             }
+            (PacketKind::Connect, Some((false, _))) => {
+                tracing::debug!("CONNECT while the same namespace is connecting: ignored");
+                Ok(())
+            }
             (kind, _) => Err(self.violation(ProtocolViolation::InvalidState(kind))),
         }
     }

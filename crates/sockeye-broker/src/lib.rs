@@ -82,7 +82,7 @@ pub use handler::{
 };
 pub use handshake::Handshake;
 pub use id::{IntoRooms, Room, SOCKET_ID_LEN, SocketId};
-pub use namespace::{AckSink, Namespace, NamespaceBuilder};
+pub use namespace::{AckReceiver, AckSink, Namespace, NamespaceBuilder};
 pub use rooms::{RoomEvent, Selector};
 pub use socket::{AckFuture, SocketEmitter, SocketRef};
 pub use transport::{CloseReason, DisconnectReason, EngineInfo, SendError, SendFlags, Transport};

@@ -237,7 +237,8 @@ impl AckWaiter {
     }
 }
 
-pub(crate) type AckReceiver =
+/// The receiving end of an [`AckSink`].
+pub type AckReceiver =
     tokio::sync::mpsc::UnboundedReceiver<(SocketId, Result<AckResponse, AckError>)>;
 
 /// Where the answers to one broadcast with ack go. Adapters that reach other nodes clone it and
@@ -248,7 +249,9 @@ pub struct AckSink {
 }
 
 impl AckSink {
-    pub(crate) fn channel() -> (Self, AckReceiver) {
+    /// A sink and the receiver of what is delivered into it (remote adapters relaying answers
+    /// from their recipients to the emitting node use one per request).
+    pub fn channel() -> (Self, AckReceiver) {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         (Self { tx }, rx)
     }
