@@ -22,12 +22,22 @@
 //! ```
 
 use base64::Engine as _;
+use base64::alphabet;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
 use crate::Utf8Bytes;
 use crate::outgoing::{Frame, Outgoing};
+use crate::utf8::{TextSink, Utf8BytesMut};
+
+/// Decodes standard base64 with or without padding: the reference server decodes with Node's
+/// `Buffer.from(data, "base64")`, which does not insist on the padding.
+const BASE64_LENIENT: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
 
 /// The record separator between packets of a long-polling payload.
 pub const RECORD_SEPARATOR: u8 = 0x1e;
@@ -257,7 +267,7 @@ impl Packet {
             return Err(DecodeError::Empty);
         };
         if first == b'b' {
-            let data = BASE64
+            let data = BASE64_LENIENT
                 .decode(frame.as_bytes().get(1..).unwrap_or_default())
                 .map_err(|_| DecodeError::InvalidBase64)?;
             return Ok(Self::Message(Payload::Binary(Bytes::from(data))));
@@ -300,31 +310,41 @@ impl Packet {
     /// binary messages as binary frames instead).
     pub fn encode_text(&self, dst: &mut BytesMut) {
         dst.reserve(self.encoded_len());
-        dst.put_u8(self.packet_type().as_char());
-        match self {
-            Self::Open(handshake) => {
-                // Serializing a struct of strings and integers into memory cannot fail.
-                serde_json::to_writer(dst.writer(), handshake)
-                    .expect("invariant: the handshake serializes to JSON");
-            }
-            Self::Close | Self::Upgrade | Self::Noop | Self::Ping(None) | Self::Pong(None) => {}
-            Self::Ping(Some(data)) | Self::Pong(Some(data)) => dst.put_slice(data.as_bytes()),
-            Self::Message(Payload::Text(text)) => dst.put_slice(text.as_bytes()),
-            Self::Message(Payload::Binary(data)) => {
-                // Overwrite the type digit: binary records start with `b`, not `4`.
-                if let Some(last) = dst.last_mut() {
-                    *last = b'b';
-                }
-                put_base64(dst, data);
-            }
-        }
+        self.encode_to(dst);
     }
 
     /// The packet's text form as a new [`Utf8Bytes`].
     pub fn to_text(&self) -> Utf8Bytes {
-        let mut dst = BytesMut::with_capacity(self.encoded_len());
-        self.encode_text(&mut dst);
-        Utf8Bytes::try_from_bytes(dst.freeze()).expect("invariant: encode_text writes UTF-8")
+        let mut dst = Utf8BytesMut::with_capacity(self.encoded_len());
+        self.encode_to(&mut dst);
+        dst.freeze()
+    }
+
+    fn encode_to<S: TextSink>(&self, dst: &mut S) {
+        match self {
+            Self::Open(handshake) => {
+                dst.put_ascii(b'0');
+                // Serializing a struct of strings and integers cannot fail.
+                let json = serde_json::to_string(handshake)
+                    .expect("invariant: the handshake serializes to JSON");
+                dst.put_text(&json);
+            }
+            Self::Close | Self::Upgrade | Self::Noop | Self::Ping(None) | Self::Pong(None) => {
+                dst.put_ascii(self.packet_type().as_char());
+            }
+            Self::Ping(Some(data)) | Self::Pong(Some(data)) => {
+                dst.put_ascii(self.packet_type().as_char());
+                dst.put_text(data);
+            }
+            Self::Message(Payload::Text(text)) => {
+                dst.put_ascii(b'4');
+                dst.put_text(text);
+            }
+            Self::Message(Payload::Binary(data)) => {
+                dst.put_ascii(b'b');
+                dst.put_base64(data);
+            }
+        }
     }
 }
 

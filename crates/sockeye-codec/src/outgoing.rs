@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 
 use crate::Utf8Bytes;
 use crate::engineio::base64_len;
 use crate::socketio;
+use crate::utf8::Utf8BytesMut;
 
 /// One Engine.IO message ready to send: its text packet (`4` followed by the data, usually a
 /// Socket.IO packet) and the binary frames that follow it. A broadcast encodes it once and hands
@@ -44,10 +45,10 @@ pub enum Frame<'a> {
 impl Outgoing {
     /// A text message: `4` followed by `text`.
     pub fn message_text(text: &str) -> Self {
-        let mut dst = BytesMut::with_capacity(1 + text.len());
-        dst.put_u8(b'4');
-        dst.put_slice(text.as_bytes());
-        Self::from_text_buf(dst)
+        let mut dst = Utf8BytesMut::with_capacity(1 + text.len());
+        dst.push_ascii(b'4');
+        dst.push_str(text);
+        Self::from_text(dst.freeze())
     }
 
     /// A binary message.
@@ -63,10 +64,12 @@ impl Outgoing {
     /// `attachments` must match `packet.attachments` for binary packet kinds; this is the
     /// caller's invariant (the broker builds both from the same arguments).
     pub fn socketio(packet: &socketio::Packet, attachments: Vec<Bytes>) -> Self {
-        let mut dst = BytesMut::with_capacity(1 + packet.encoded_len());
-        dst.put_u8(b'4');
-        packet.encode(&mut dst);
-        let mut message = Self::from_text_buf(dst);
+        // One allocation of the exact size, no second copy for the `4`, and no UTF-8 check of
+        // the result: the buffer only ever receives `str`s and ASCII.
+        let mut dst = Utf8BytesMut::with_capacity(1 + packet.encoded_len());
+        dst.push_ascii(b'4');
+        packet.encode_to(&mut dst);
+        let mut message = Self::from_text(dst.freeze());
         if !attachments.is_empty() {
             message.binaries = Some(Arc::from(attachments));
         }
@@ -130,9 +133,7 @@ impl Outgoing {
         text + binaries + self.frame_count().saturating_sub(1)
     }
 
-    fn from_text_buf(dst: BytesMut) -> Self {
-        let text = Utf8Bytes::try_from_bytes(dst.freeze())
-            .expect("invariant: packets are encoded from UTF-8 parts");
+    fn from_text(text: Utf8Bytes) -> Self {
         Self {
             text: Some(text),
             binaries: None,
@@ -154,7 +155,7 @@ impl<'a> Iterator for Frames<'a> {
             .text
             .take()
             .or_else(|| self.binaries.next().map(Frame::Binary))?;
-        self.count -= 1;
+        self.count = self.count.saturating_sub(1);
         Some(frame)
     }
 

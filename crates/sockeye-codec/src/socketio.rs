@@ -23,12 +23,15 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use bytes::{BufMut, Bytes, BytesMut};
-use serde::de::{self, Deserializer as _, IgnoredAny, SeqAccess, Visitor};
+use bytes::{Bytes, BytesMut};
+use serde::de::{
+    self, DeserializeSeed, Deserializer as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
 use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 
 use crate::Utf8Bytes;
+use crate::utf8::{TextSink, Utf8BytesMut};
 
 /// The default namespace.
 pub const DEFAULT_NAMESPACE: &str = "/";
@@ -362,8 +365,11 @@ impl Packet {
             if digits == 0 || bytes.get(position + digits) != Some(&b'-') {
                 return Err(DecodeError::InvalidAttachments);
             }
+            // The reference parser (socket.io-parser 4.2.x) refuses a count of 0: a binary packet
+            // without attachments would wait forever for them.
             let count = parse_u64(bytes.get(position..position + digits).unwrap_or_default())
                 .and_then(|count| usize::try_from(count).ok())
+                .filter(|&count| count > 0)
                 .ok_or(DecodeError::InvalidAttachments)?;
             if count > limits.max_attachments {
                 return Err(DecodeError::TooManyAttachments {
@@ -446,39 +452,45 @@ impl Packet {
     /// Appends the packet's text form to `dst`.
     pub fn encode(&self, dst: &mut BytesMut) {
         dst.reserve(self.encoded_len());
-        dst.put_u8(self.kind.as_char());
-        if self.kind.is_binary() {
-            dst.put_slice(itoa::Buffer::new().format(self.attachments).as_bytes());
-            dst.put_u8(b'-');
-        }
-        if self.namespace.as_str() != DEFAULT_NAMESPACE && !self.namespace.is_empty() {
-            dst.put_slice(self.namespace.as_bytes());
-            dst.put_u8(b',');
-        }
-        if let Some(AckId(id)) = self.ack_id {
-            dst.put_slice(itoa::Buffer::new().format(id).as_bytes());
-        }
-        if let Some(data) = &self.data {
-            dst.put_slice(data.as_bytes());
-        }
+        self.encode_to(dst);
     }
 
     /// The packet's text form as a new [`Utf8Bytes`].
     pub fn to_text(&self) -> Utf8Bytes {
-        let mut dst = BytesMut::with_capacity(self.encoded_len());
-        self.encode(&mut dst);
-        Utf8Bytes::try_from_bytes(dst.freeze()).expect("invariant: packets are encoded from UTF-8")
+        let mut dst = Utf8BytesMut::with_capacity(self.encoded_len());
+        self.encode_to(&mut dst);
+        dst.freeze()
+    }
+
+    /// Writes the text form without reserving: callers size `dst` with [`Packet::encoded_len`].
+    pub(crate) fn encode_to<S: TextSink>(&self, dst: &mut S) {
+        dst.put_ascii(self.kind.as_char());
+        if self.kind.is_binary() {
+            dst.put_text(itoa::Buffer::new().format(self.attachments));
+            dst.put_ascii(b'-');
+        }
+        if self.namespace.as_str() != DEFAULT_NAMESPACE && !self.namespace.is_empty() {
+            dst.put_text(&self.namespace);
+            dst.put_ascii(b',');
+        }
+        if let Some(AckId(id)) = self.ack_id {
+            dst.put_text(itoa::Buffer::new().format(id));
+        }
+        if let Some(data) = &self.data {
+            dst.put_text(data);
+        }
     }
 
     /// The event name: the first element of an event's data array. A numeric name (which the
-    /// reference accepts) is returned as its JSON text.
+    /// reference accepts) is returned as its JSON text. Only the first element is read; the rest
+    /// of the array was checked by [`Packet::decode`].
     ///
     /// # Errors
     /// [`PayloadError`] when there is no data, it is not an array, or the first element is not a
     /// string or number.
     pub fn event_name(&self) -> Result<Cow<'_, str>, PayloadError> {
         let data = self.data.as_ref().ok_or(PayloadError::Missing)?;
-        let first = first_element(data.as_str())?.ok_or(PayloadError::InvalidEventName)?;
+        let (first, _) = leading_element(data.as_str())?.ok_or(PayloadError::InvalidEventName)?;
         name_of(first).ok_or(PayloadError::InvalidEventName)
     }
 
@@ -486,27 +498,31 @@ impl Packet {
     /// after the name; for an ack, all elements. `["message",1,"2"]` gives `1,"2"`, and an event
     /// with no arguments gives the empty string. The result points into the packet's data.
     ///
+    /// Only the event name is parsed; the rest is cut at the closing bracket, so on data that
+    /// [`Packet::decode`] did not check the result may not be valid JSON.
+    ///
     /// # Errors
     /// [`PayloadError`] when there is no data or it is not an array.
     pub fn args(&self) -> Result<Utf8Bytes, PayloadError> {
         let data = self.data.as_ref().ok_or(PayloadError::Missing)?;
         let text = data.as_str();
-        let trimmed = text.trim();
-        let inner = trimmed
+        let inner = text
+            .trim_matches(JSON_WHITESPACE)
             .strip_prefix('[')
             .and_then(|rest| rest.strip_suffix(']'))
             .ok_or(PayloadError::NotAnArray)?;
         let args = if matches!(self.kind, PacketKind::Event | PacketKind::BinaryEvent) {
-            let first = first_element(text)?.ok_or(PayloadError::InvalidEventName)?;
-            // `first` is a sub-slice of `text`: find what follows it.
-            let end = (first.as_ptr() as usize - text.as_ptr() as usize) + first.len();
-            let after = text.get(end..).unwrap_or_default().trim_start();
+            let (_, after) = leading_element(text)?.ok_or(PayloadError::InvalidEventName)?;
             match after.strip_prefix(',') {
-                Some(rest) => rest.trim_end().strip_suffix(']').unwrap_or_default().trim(),
+                Some(rest) => rest
+                    .trim_end_matches(JSON_WHITESPACE)
+                    .strip_suffix(']')
+                    .unwrap_or_default()
+                    .trim_matches(JSON_WHITESPACE),
                 None => "",
             }
         } else {
-            inner.trim()
+            inner.trim_matches(JSON_WHITESPACE)
         };
         Ok(data.slice_ref(args).unwrap_or_default())
     }
@@ -596,7 +612,10 @@ impl Assembler {
     pub fn push_text(&mut self, text: Utf8Bytes) -> Result<Assembled, DecodeError> {
         if let Some(pending) = self.pending.take() {
             return Err(DecodeError::UnexpectedText {
-                missing: pending.packet.attachments - pending.attachments.len(),
+                missing: pending
+                    .packet
+                    .attachments
+                    .saturating_sub(pending.attachments.len()),
             });
         }
         let packet = Packet::decode(text, &self.limits)?;
@@ -645,34 +664,206 @@ impl Assembler {
 }
 
 /// Checks that every placeholder in a binary packet's data is `{"_placeholder":true,"num":N}`
-/// with `N` below the attachment count.
+/// with `N` below the attachment count, in one streaming pass (no value tree). As in the
+/// reference's `reconstructPacket`, an object is a placeholder when its `_placeholder` is `true`,
+/// and then nothing inside it is looked at.
 fn check_placeholders(packet: &Packet) -> Result<(), DecodeError> {
     let Some(data) = &packet.data else {
         return Ok(());
     };
-    let value: serde_json::Value =
-        serde_json::from_str(data.as_str()).map_err(|_| DecodeError::InvalidJson)?;
-    let mut stack = vec![&value];
-    while let Some(value) = stack.pop() {
-        match value {
-            serde_json::Value::Array(items) => stack.extend(items),
-            serde_json::Value::Object(object) => {
-                if object.get("_placeholder") == Some(&serde_json::Value::Bool(true)) {
-                    let num = object
-                        .get("num")
-                        .and_then(serde_json::Value::as_u64)
-                        .ok_or(DecodeError::InvalidPlaceholder)?;
-                    if num >= packet.attachments as u64 {
-                        return Err(DecodeError::InvalidPlaceholder);
-                    }
-                } else {
-                    stack.extend(object.values());
-                }
-            }
-            _ => {}
-        }
+    let walk = Walk {
+        attachments: u64::try_from(packet.attachments).unwrap_or(u64::MAX),
+    };
+    let mut deserializer = serde_json::Deserializer::from_str(data.as_str());
+    let walked = walk
+        .deserialize(&mut deserializer)
+        .map_err(|_: serde_json::Error| DecodeError::InvalidJson)?;
+    deserializer.end().map_err(|_| DecodeError::InvalidJson)?;
+    if walked.valid {
+        Ok(())
+    } else {
+        Err(DecodeError::InvalidPlaceholder)
     }
-    Ok(())
+}
+
+/// A visitor that walks any JSON value and reports whether its placeholders are valid.
+#[derive(Clone, Copy)]
+struct Walk {
+    attachments: u64,
+}
+
+/// What [`Walk`] found in one value.
+struct Walked {
+    /// Every placeholder inside is valid.
+    valid: bool,
+    /// The value is the boolean `true`.
+    is_true: bool,
+    /// The value is a non-negative integer.
+    index: Option<u64>,
+}
+
+impl Walked {
+    const PLAIN: Self = Self {
+        valid: true,
+        is_true: false,
+        index: None,
+    };
+}
+
+impl<'de> DeserializeSeed<'de> for Walk {
+    type Value = Walked;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Walked, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Walk {
+    type Value = Walked;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, value: bool) -> Result<Walked, E> {
+        Ok(Walked {
+            is_true: value,
+            ..Walked::PLAIN
+        })
+    }
+
+    fn visit_u64<E>(self, value: u64) -> Result<Walked, E> {
+        Ok(Walked {
+            index: Some(value),
+            ..Walked::PLAIN
+        })
+    }
+
+    fn visit_i64<E>(self, value: i64) -> Result<Walked, E> {
+        Ok(Walked {
+            index: u64::try_from(value).ok(),
+            ..Walked::PLAIN
+        })
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Walked, E> {
+        Ok(Walked::PLAIN)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Walked, E> {
+        Ok(Walked::PLAIN)
+    }
+
+    fn visit_unit<E>(self) -> Result<Walked, E> {
+        Ok(Walked::PLAIN)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Walked, A::Error> {
+        let mut valid = true;
+        while let Some(item) = seq.next_element_seed(self)? {
+            valid &= item.valid;
+        }
+        Ok(Walked {
+            valid,
+            ..Walked::PLAIN
+        })
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Walked, A::Error> {
+        let mut valid = true;
+        let mut placeholder = false;
+        let mut index = None;
+        while let Some(key) = map.next_key::<PlaceholderKey>()? {
+            let value = map.next_value_seed(self)?;
+            valid &= value.valid;
+            // Duplicate keys: the last one wins, as with `JSON.parse`.
+            match key {
+                PlaceholderKey::Placeholder => placeholder = value.is_true,
+                PlaceholderKey::Num => index = value.index,
+                PlaceholderKey::Other => {}
+            }
+        }
+        if placeholder {
+            valid = index.is_some_and(|index| index < self.attachments);
+        }
+        Ok(Walked {
+            valid,
+            ..Walked::PLAIN
+        })
+    }
+}
+
+/// An object key, as far as placeholders care (escapes in the key are decoded first).
+enum PlaceholderKey {
+    Placeholder,
+    Num,
+    Other,
+}
+
+impl<'de> de::Deserialize<'de> for PlaceholderKey {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+
+        impl Visitor<'_> for KeyVisitor {
+            type Value = PlaceholderKey;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object key")
+            }
+
+            fn visit_str<E>(self, key: &str) -> Result<PlaceholderKey, E> {
+                Ok(match key {
+                    "_placeholder" => PlaceholderKey::Placeholder,
+                    "num" => PlaceholderKey::Num,
+                    _ => PlaceholderKey::Other,
+                })
+            }
+        }
+
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+/// JSON's four whitespace characters (not Unicode whitespace, which JSON does not allow).
+const JSON_WHITESPACE: [char; 4] = [' ', '\t', '\n', '\r'];
+
+/// Reads only the first element of a JSON array: its raw text and what follows it (starting at
+/// the `,` or `]`), or `None` for an empty array. The rest of the array is not parsed.
+fn leading_element(data: &str) -> Result<Option<(&str, &str)>, PayloadError> {
+    let Some(rest) = data.trim_start_matches(JSON_WHITESPACE).strip_prefix('[') else {
+        return Err(not_an_array(data));
+    };
+    let rest = rest.trim_start_matches(JSON_WHITESPACE);
+    if rest.starts_with(']') {
+        return Ok(None);
+    }
+    let mut deserializer = serde_json::Deserializer::from_str(rest);
+    let first = <&RawValue as de::Deserialize<'_>>::deserialize(&mut deserializer)
+        .map_err(|_| PayloadError::InvalidJson)?
+        .get();
+    // `first` is a sub-slice of `rest`: find what follows it.
+    let end = (first.as_ptr() as usize)
+        .checked_sub(rest.as_ptr() as usize)
+        .and_then(|start| start.checked_add(first.len()))
+        .ok_or(PayloadError::InvalidJson)?;
+    let after = rest
+        .get(end..)
+        .ok_or(PayloadError::InvalidJson)?
+        .trim_start_matches(JSON_WHITESPACE);
+    if after.starts_with([',', ']']) {
+        Ok(Some((first, after)))
+    } else {
+        Err(PayloadError::InvalidJson)
+    }
+}
+
+/// The error for data that does not start with `[`.
+fn not_an_array(data: &str) -> PayloadError {
+    if serde_json::from_str::<IgnoredAny>(data).is_ok() {
+        PayloadError::NotAnArray
+    } else {
+        PayloadError::InvalidJson
+    }
 }
 
 /// Checks that `data` is JSON of the shape `kind` requires, without building a value tree.
@@ -727,13 +918,8 @@ fn first_element(data: &str) -> Result<Option<&str>, PayloadError> {
         }
     }
 
-    let trimmed = data.trim_start();
-    if !trimmed.starts_with('[') {
-        return Err(if serde_json::from_str::<IgnoredAny>(data).is_ok() {
-            PayloadError::NotAnArray
-        } else {
-            PayloadError::InvalidJson
-        });
+    if !data.trim_start_matches(JSON_WHITESPACE).starts_with('[') {
+        return Err(not_an_array(data));
     }
     let mut deserializer = serde_json::Deserializer::from_str(data);
     let first = (&mut deserializer)
@@ -817,6 +1003,10 @@ const fn decimal_len(mut value: u64) -> usize {
     len
 }
 
+/// Arbitrary packets for fuzzing: mostly well-formed (JSON data of the shape the type requires,
+/// placeholders below the attachment count), sometimes not (raw text data, a reserved event
+/// name, no attachments on a binary type), so both the round trip and the rejections get
+/// exercised.
 #[cfg(feature = "arbitrary")]
 impl<'a> arbitrary::Arbitrary<'a> for Packet {
     fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
@@ -830,18 +1020,140 @@ impl<'a> arbitrary::Arbitrary<'a> for Packet {
         } else {
             Utf8Bytes::from_static(DEFAULT_NAMESPACE)
         };
+        let ack_id = Option::<AckId>::arbitrary(u)?;
+        let attachments = if kind.is_binary() {
+            u.int_in_range(0..=10)?
+        } else {
+            0
+        };
+        let data = match u.int_in_range(0..=7u8)? {
+            0 => None,
+            1 => Option::<Utf8Bytes>::arbitrary(u)?,
+            _ => arbitrary_data(u, kind, attachments)?.map(Utf8Bytes::from),
+        };
         Ok(Self {
             kind,
             namespace,
-            ack_id: Option::<AckId>::arbitrary(u)?,
-            data: Option::<Utf8Bytes>::arbitrary(u)?,
-            attachments: if kind.is_binary() {
-                u.int_in_range(0..=10)?
-            } else {
-                0
-            },
+            ack_id,
+            data,
+            attachments,
         })
     }
+}
+
+/// JSON data of the shape `kind` requires.
+#[cfg(feature = "arbitrary")]
+fn arbitrary_data(
+    u: &mut arbitrary::Unstructured<'_>,
+    kind: PacketKind,
+    attachments: usize,
+) -> arbitrary::Result<Option<String>> {
+    use arbitrary::Arbitrary as _;
+    let mut out = String::new();
+    match kind {
+        PacketKind::Disconnect => return Ok(None),
+        PacketKind::Connect => arbitrary_object(u, 2, attachments, &mut out)?,
+        PacketKind::ConnectError => {
+            if bool::arbitrary(u)? {
+                arbitrary_json(u, 0, attachments, &mut out)?;
+            } else {
+                arbitrary_object(u, 2, attachments, &mut out)?;
+            }
+        }
+        PacketKind::Event | PacketKind::BinaryEvent => {
+            out.push('[');
+            if u.ratio(1, 8)? {
+                out.push_str(itoa::Buffer::new().format(u32::arbitrary(u)?));
+            } else if u.ratio(1, 16)? {
+                out.push_str("\"disconnect\"");
+            } else {
+                push_json_string(&String::arbitrary(u)?, &mut out);
+            }
+            for _ in 0..u.int_in_range(0..=4u8)? {
+                out.push(',');
+                arbitrary_json(u, 3, attachments, &mut out)?;
+            }
+            out.push(']');
+        }
+        PacketKind::Ack | PacketKind::BinaryAck => {
+            out.push('[');
+            for index in 0..u.int_in_range(0..=4u8)? {
+                if index > 0 {
+                    out.push(',');
+                }
+                arbitrary_json(u, 3, attachments, &mut out)?;
+            }
+            out.push(']');
+        }
+    }
+    Ok(Some(out))
+}
+
+#[cfg(feature = "arbitrary")]
+fn arbitrary_json(
+    u: &mut arbitrary::Unstructured<'_>,
+    depth: u8,
+    attachments: usize,
+    out: &mut String,
+) -> arbitrary::Result<()> {
+    use arbitrary::Arbitrary as _;
+    let choices = if depth == 0 { 4 } else { 7 };
+    match u.choose_index(choices)? {
+        0 => out.push_str(if bool::arbitrary(u)? { "true" } else { "null" }),
+        1 => out.push_str(itoa::Buffer::new().format(i64::arbitrary(u)?)),
+        2 => push_json_string(&String::arbitrary(u)?, out),
+        3 => {
+            let value = f64::arbitrary(u)?;
+            match serde_json::Number::from_f64(value) {
+                Some(number) => out.push_str(&number.to_string()),
+                None => out.push_str("0.5"),
+            }
+        }
+        4 => {
+            out.push('[');
+            for index in 0..u.int_in_range(0..=3u8)? {
+                if index > 0 {
+                    out.push(',');
+                }
+                arbitrary_json(u, depth - 1, attachments, out)?;
+            }
+            out.push(']');
+        }
+        5 if attachments > 0 => {
+            let num = u.int_in_range(0..=attachments - 1)?;
+            out.push_str(r#"{"_placeholder":true,"num":"#);
+            out.push_str(itoa::Buffer::new().format(num));
+            out.push('}');
+        }
+        _ => arbitrary_object(u, depth - 1, attachments, out)?,
+    }
+    Ok(())
+}
+
+#[cfg(feature = "arbitrary")]
+fn arbitrary_object(
+    u: &mut arbitrary::Unstructured<'_>,
+    depth: u8,
+    attachments: usize,
+    out: &mut String,
+) -> arbitrary::Result<()> {
+    use arbitrary::Arbitrary as _;
+    out.push('{');
+    for index in 0..u.int_in_range(0..=3u8)? {
+        if index > 0 {
+            out.push(',');
+        }
+        push_json_string(&String::arbitrary(u)?, out);
+        out.push(':');
+        arbitrary_json(u, depth, attachments, out)?;
+    }
+    out.push('}');
+    Ok(())
+}
+
+#[cfg(feature = "arbitrary")]
+fn push_json_string(text: &str, out: &mut String) {
+    out.push_str(&serde_json::to_string(text).unwrap_or_else(|_| String::from("\"\"")));
 }
 
 /// Validation helpers reused by the property tests and fuzzers.
@@ -851,7 +1163,12 @@ impl Packet {
     pub fn is_canonical(&self) -> bool {
         let namespace_ok = self.namespace.as_str() == DEFAULT_NAMESPACE
             || (self.namespace.starts_with('/') && !self.namespace.contains(','));
-        let attachments_ok = self.kind.is_binary() || self.attachments == 0;
+        // Binary packets carry at least one attachment (the reference refuses `0-`).
+        let attachments_ok = if self.kind.is_binary() {
+            self.attachments > 0
+        } else {
+            self.attachments == 0
+        };
         let data_ok = match &self.data {
             Some(data) => {
                 !data.as_bytes().first().is_some_and(u8::is_ascii_digit)

@@ -1,16 +1,18 @@
 //! [`Utf8Bytes`]: a cheaply cloneable byte buffer that is known to hold valid UTF-8.
 //!
 //! This is the crate's one module with `unsafe` code: [`Utf8Bytes::as_str`] skips the UTF-8 check
-//! because every constructor performs it (or starts from a `str`). The field is private, so no
-//! code outside this module can break the invariant.
+//! because every constructor performs it, starts from a `str`, or freezes the crate-internal
+//! `Utf8BytesMut`, which only accepts `str`s and ASCII. The fields are private, so no code
+//! outside this module can break the invariant.
 #![allow(unsafe_code)]
 
 use std::borrow::Borrow;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 use std::str::Utf8Error;
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 
 /// A [`Bytes`] that holds valid UTF-8. Cloning it is a reference-count bump.
 ///
@@ -23,7 +25,10 @@ use bytes::Bytes;
 /// assert_eq!(text.as_str(), "hello");
 /// assert!(Utf8Bytes::try_from_bytes(bytes::Bytes::from_static(b"\xff")).is_err());
 /// ```
-#[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+///
+/// It hashes, compares and orders exactly as its `str` does, so a `HashMap<Utf8Bytes, _>` can be
+/// queried with a `&str` (the [`Borrow<str>`] contract).
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Utf8Bytes(Bytes);
 
 impl Utf8Bytes {
@@ -44,9 +49,11 @@ impl Utf8Bytes {
     /// The text.
     pub fn as_str(&self) -> &str {
         // SAFETY: every constructor of `Utf8Bytes` either checks the bytes with
-        // `std::str::from_utf8` or starts from a `&str`/`String`, and the slicing methods below
-        // only cut at `char` boundaries of that text (they take a `&str` that is a sub-slice of
-        // `self.as_str()`). The field is private to this module, so the bytes are valid UTF-8.
+        // `std::str::from_utf8`, starts from a `&str`/`String`, or is `Utf8BytesMut::freeze`,
+        // whose buffer only ever received `&str`s, ASCII bytes and base64 (ASCII). The slicing
+        // methods below only cut at `char` boundaries of that text (they take a `&str` that is a
+        // sub-slice of `self.as_str()`). The fields are private to this module, so the bytes are
+        // valid UTF-8.
         unsafe { std::str::from_utf8_unchecked(&self.0) }
     }
 
@@ -89,6 +96,13 @@ impl Utf8Bytes {
     pub fn slice_from(&self, start: usize) -> Option<Self> {
         let part = self.as_str().get(start..)?;
         self.slice_ref(part)
+    }
+}
+
+impl Hash for Utf8Bytes {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // `Borrow<str>` requires the hash of the `str`, which differs from the hash of `[u8]`.
+        self.as_str().hash(state);
     }
 }
 
@@ -176,6 +190,78 @@ impl fmt::Display for Utf8Bytes {
     }
 }
 
+/// A growable buffer that only ever holds UTF-8, so freezing it needs no check: the encoders
+/// write into it, and a message encoded once is not validated again.
+#[derive(Debug, Default)]
+pub(crate) struct Utf8BytesMut(BytesMut);
+
+impl Utf8BytesMut {
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
+        Self(BytesMut::with_capacity(capacity))
+    }
+
+    pub(crate) fn push_str(&mut self, text: &str) {
+        self.0.put_slice(text.as_bytes());
+    }
+
+    /// Appends one ASCII byte; a byte outside ASCII is written as U+FFFD so the buffer stays
+    /// UTF-8 (callers only pass digits and punctuation).
+    pub(crate) fn push_ascii(&mut self, byte: u8) {
+        if byte.is_ascii() {
+            self.0.put_u8(byte);
+        } else {
+            debug_assert!(false, "push_ascii called with {byte:#04x}");
+            self.push_str("\u{FFFD}");
+        }
+    }
+
+    /// Appends `data` as padded standard base64 (ASCII).
+    pub(crate) fn push_base64(&mut self, data: &[u8]) {
+        crate::engineio::put_base64(&mut self.0, data);
+    }
+
+    pub(crate) fn freeze(self) -> Utf8Bytes {
+        // Only `push_str` (a `&str`), `push_ascii` (an ASCII byte) and `push_base64` (ASCII)
+        // write into the buffer, so it holds UTF-8.
+        Utf8Bytes(self.0.freeze())
+    }
+}
+
+/// Where the encoders write text: a caller's [`BytesMut`] or an internal [`Utf8BytesMut`].
+pub(crate) trait TextSink {
+    fn put_text(&mut self, text: &str);
+    fn put_ascii(&mut self, byte: u8);
+    fn put_base64(&mut self, data: &[u8]);
+}
+
+impl TextSink for BytesMut {
+    fn put_text(&mut self, text: &str) {
+        self.put_slice(text.as_bytes());
+    }
+
+    fn put_ascii(&mut self, byte: u8) {
+        self.put_u8(byte);
+    }
+
+    fn put_base64(&mut self, data: &[u8]) {
+        crate::engineio::put_base64(self, data);
+    }
+}
+
+impl TextSink for Utf8BytesMut {
+    fn put_text(&mut self, text: &str) {
+        self.push_str(text);
+    }
+
+    fn put_ascii(&mut self, byte: u8) {
+        self.push_ascii(byte);
+    }
+
+    fn put_base64(&mut self, data: &[u8]) {
+        self.push_base64(data);
+    }
+}
+
 #[cfg(feature = "arbitrary")]
 impl<'a> arbitrary::Arbitrary<'a> for Utf8Bytes {
     fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
@@ -207,5 +293,21 @@ mod tests {
         assert!(Utf8Bytes::from("é").slice_from(1).is_none());
         assert_eq!(text.slice_from(11).unwrap(), "");
         assert!(text.slice_from(12).is_none());
+    }
+
+    #[test]
+    fn hashes_like_its_str() {
+        use std::collections::HashMap;
+        let mut map = HashMap::new();
+        map.insert(Utf8Bytes::from("/chat"), 1);
+        assert_eq!(map.get("/chat"), Some(&1));
+    }
+
+    #[test]
+    fn builder_freezes_what_was_pushed() {
+        let mut buf = Utf8BytesMut::with_capacity(4);
+        buf.push_ascii(b'4');
+        buf.push_str("é");
+        assert_eq!(buf.freeze(), "4é");
     }
 }
