@@ -115,7 +115,12 @@ impl Engine {
         let deadline = tokio::time::Instant::now() + inner.config.shutdown_timeout;
         loop {
             let changed = inner.changed.notified();
-            if inner.sessions().is_empty() && inner.drivers.load(Ordering::Acquire) == 0 {
+            // Closed sessions that linger for a final poll do not hold the shutdown up.
+            let open = inner
+                .sessions()
+                .values()
+                .any(|s| !s.inspect(Session::is_closed));
+            if !open && inner.drivers.load(Ordering::Acquire) == 0 {
                 return;
             }
             if tokio::time::timeout_at(deadline, changed).await.is_err() {
