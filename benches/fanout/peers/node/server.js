@@ -35,12 +35,13 @@ const io = new Server(httpServer, {
   pingTimeout: 20000,
 });
 
-// Message ids: a random 8-byte prefix and a counter, 24 hex characters like a UUID's width class.
+// Message ids in sockeye's format (a random 32-bit prefix in hex, a dash, a decimal counter), so
+// that every server sends payloads of the same size.
 const idPrefix = crypto.randomBytes(4).toString("hex");
 let seq = 0;
 function nextId() {
   seq += 1;
-  return idPrefix + seq.toString(16).padStart(16, "0");
+  return `${idPrefix}-${seq}`;
 }
 
 function errorAck(code, message) {

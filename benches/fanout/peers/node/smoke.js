@@ -34,8 +34,8 @@ a.on("message", onMsg("a"));
 b.on("message", onMsg("b"));
 a.on("connect_error", (e) => console.error("connect_error", e.message, e.data));
 (async () => {
-  await new Promise((r) => a.on("connect", r));
-  await new Promise((r) => b.on("connect", r));
+  const connected = (s) => (s.connected ? Promise.resolve() : new Promise((r) => s.once("connect", r)));
+  await Promise.all([connected(a), connected(b)]);
   console.log("join a", JSON.stringify(await a.emitWithAck("join", "r1")));
   console.log("join b", JSON.stringify(await b.emitWithAck("join", { room: "r1" })));
   console.log("send", JSON.stringify(await a.emitWithAck("message", { content: "hello", room: "r1" })));

@@ -119,7 +119,8 @@ async fn on_message(s: SocketRef, Data(arg): Data<MessageArg>, ack: AckSender, S
         return;
     };
     let seq = st.seq.fetch_add(1, Ordering::Relaxed) + 1;
-    let id = format!("{:08x}{seq:016x}", st.id_prefix);
+    // sockeye's id format, so that every server sends payloads of the same size.
+    let id = format!("{:08x}-{seq}", st.id_prefix);
     let sid = s.id.to_string();
     let mut out = Outgoing {
         id: &id,
