@@ -197,3 +197,25 @@ async fn closing_the_session_during_the_upgrade_closes_both_sides() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_failed_upgrade_socket_closing_late_cannot_hurt_the_next_upgrade() {
+    let server = TestServer::spawn(EngineConfig::default()).await;
+    let client = server.polling().await;
+    // Socket A breaks the upgrade and then ignores the server's close frame, so the server
+    // lingers on it for a while.
+    let mut a = client.upgrade_socket().await;
+    a.send_text("4not a probe").await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Socket B upgrades while A is still lingering.
+    let mut b = upgrade(&client).await;
+    b.send_text("5").await;
+    b.send_text("4one").await;
+    assert_eq!(b.recv_text().await, "4one");
+    // A ends (server-side linger over); the session on B must not notice.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    b.send_text("4two").await;
+    assert_eq!(b.recv_text().await, "4two");
+    assert!(!server.session(&client.sid).is_closed());
+    drop(a);
+}

@@ -192,6 +192,10 @@ where
     }
     let mut end: Option<End> = None;
     let mut clean = false;
+    // Set once the session has let go of this socket (it sent the close, or we reported the
+    // socket closed): after that this driver must not touch the session's transport state,
+    // which may already belong to a newer upgrade socket.
+    let mut detached = false;
 
     while end.is_none() {
         if inner.aborted.load(Ordering::Acquire) {
@@ -204,6 +208,7 @@ where
                 while let Some(item) = s.poll_transmit(Transport::WebSocket) {
                     if push_transmit(&mut writer, item).is_some() {
                         end = Some(End::Closing);
+                        detached = true;
                         break;
                     }
                 }
@@ -236,7 +241,7 @@ where
                 Err(_) => end = Some(End::Cut),
                 Ok(n) => {
                     read_size = if n == spare { (read_size * 2).min(64 * 1024) } else { MIN_READ };
-                    end = handle_input(&mut reader, &mut rbuf, &mut writer, shared, &mut clean);
+                    end = handle_input(&mut reader, &mut rbuf, &mut writer, shared, &mut detached);
                     if rbuf.is_empty() && rbuf.capacity() > KEEP_READ_CAPACITY {
                         rbuf = BytesMut::new();
                     }
@@ -277,7 +282,9 @@ where
         clean = true;
     }
     let _ = wr.shutdown().await;
-    shared.update(|s| s.handle_transport_closed(Transport::WebSocket, !clean));
+    if !detached {
+        shared.update(|s| s.handle_transport_closed(Transport::WebSocket, !clean));
+    }
 }
 
 /// Decodes every complete frame in `rbuf` and feeds it to the session.
@@ -286,7 +293,7 @@ fn handle_input(
     rbuf: &mut BytesMut,
     writer: &mut FrameWriter,
     shared: &Arc<Shared>,
-    clean: &mut bool,
+    detached: &mut bool,
 ) -> Option<End> {
     loop {
         let incoming = match reader.decode(rbuf) {
@@ -333,7 +340,7 @@ fn handle_input(
             Incoming::Ping(data) => writer.pong(data),
             Incoming::Pong => {}
             Incoming::Close(code) => {
-                *clean = true;
+                *detached = true;
                 shared.update(|s| s.handle_transport_closed(Transport::WebSocket, false));
                 let answer = match code {
                     Some(c) if (1000..5000).contains(&c) && c != 1004 && c != 1005 && c != 1006 => {
