@@ -169,8 +169,8 @@ pub trait Adapter: Send + Sync + 'static {
         timeout: Duration,
     ) -> BoxFuture<'_, Result<Partial<Vec<SocketInfo>>, AdapterError>>;
 
-    /// Sends an event to the other server nodes (not to clients). With `ack`, collects one
-    /// answer per node until the timeout; returns how many nodes were asked.
+    /// Sends an event to the other server nodes (not to clients) and collects one answer per
+    /// node until `timeout`. Receiving nodes call [`LocalNamespace::server_event`].
     fn server_side_emit(
         &self,
         event: ServerEvent,
@@ -344,6 +344,14 @@ impl LocalNamespace {
             });
         });
         out
+    }
+
+    /// Delivers a server-side event from another node to this namespace's listener
+    /// ([`NamespaceBuilder::on_server_event`](crate::NamespaceBuilder::on_server_event)); returns
+    /// its answer, if any.
+    pub fn server_event(&self, event: &ServerEvent) -> Option<serde_json::Value> {
+        let listener = self.core.server_events.get(event.event.as_str())?;
+        listener(event)
     }
 
     /// The local socket with this id.

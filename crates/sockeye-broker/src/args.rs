@@ -45,8 +45,12 @@ impl Args {
     /// [`EmitError::Serialize`] when `value` cannot be written as JSON.
     pub fn arg<T: Serialize + ?Sized>(mut self, value: &T) -> Result<Self, EmitError> {
         let text = serde_json::to_string(value).map_err(|_| EmitError::Serialize)?;
-        self.separator();
-        self.json.push_str(&text);
+        if self.json.is_empty() {
+            self.json = text;
+        } else {
+            self.json.push(',');
+            self.json.push_str(&text);
+        }
         Ok(self)
     }
 

@@ -28,6 +28,10 @@ pub(crate) type RoomListener = Arc<dyn Fn(&str, &RoomEvent) + Send + Sync>;
 /// An outgoing-event listener: `(socket, event name, encoded message)`.
 pub(crate) type OutgoingListener = Arc<dyn Fn(&SocketRef, &str, &Outgoing) + Send + Sync>;
 
+/// A server-side event listener: answers with an optional value.
+pub(crate) type ServerListener =
+    Arc<dyn Fn(&crate::adapter::ServerEvent) -> Option<serde_json::Value> + Send + Sync>;
+
 /// The handlers of a namespace, registered once and shared by all of its sockets (and by all
 /// children of a dynamic namespace).
 #[derive(Default)]
@@ -42,6 +46,7 @@ pub(crate) struct NsConfig {
     pub(crate) on_disconnecting: Vec<DynHandler<()>>,
     pub(crate) on_disconnect: Vec<DynHandler<()>>,
     pub(crate) on_room_event: Vec<RoomListener>,
+    pub(crate) server_events: Arc<HashMap<Box<str>, ServerListener>>,
 }
 
 impl fmt::Debug for NsConfig {
@@ -186,6 +191,22 @@ impl NamespaceBuilder {
         self
     }
 
+    /// Sets the listener of one server-side event: an event another server node sent with
+    /// [`Namespace::server_side_emit`], delivered by a remote adapter. Its return value is the
+    /// node's answer.
+    #[must_use]
+    pub fn on_server_event(
+        mut self,
+        event: &str,
+        listener: impl Fn(&crate::adapter::ServerEvent) -> Option<serde_json::Value>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
+        Arc::make_mut(&mut self.config.server_events).insert(Box::from(event), Arc::new(listener));
+        self
+    }
+
     pub(crate) fn into_config(self) -> NsConfig {
         self.config
     }
@@ -215,6 +236,7 @@ pub(crate) struct LocalCore {
     next_ack: AtomicU64,
     pub(crate) room_listeners: Vec<RoomListener>,
     pub(crate) any_outgoing: Vec<OutgoingListener>,
+    pub(crate) server_events: Arc<HashMap<Box<str>, ServerListener>>,
 }
 
 /// Who waits for an acknowledgement.
@@ -281,6 +303,7 @@ impl Namespace {
             next_ack: AtomicU64::new(0),
             room_listeners: config.on_room_event.clone(),
             any_outgoing: config.any_outgoing.clone(),
+            server_events: config.server_events.clone(),
         });
         let adapter = (shared.adapter_factory)(LocalNamespace::new(local.clone()));
         Self {
@@ -336,6 +359,30 @@ impl Namespace {
         self.broadcast().emit(event, data).await
     }
 
+    /// Sends an event to the other server nodes (not to clients) and collects their answers
+    /// until the ack timeout. With the in-memory adapter there is no other node: the answer
+    /// list is empty.
+    ///
+    /// # Errors
+    /// [`EmitError::Serialize`](crate::EmitError::Serialize) or the adapter's error.
+    pub async fn server_side_emit<T: serde::Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+    ) -> Result<crate::adapter::Partial<Vec<serde_json::Value>>, crate::EmitError> {
+        let args = Args::one(data)?;
+        let event = crate::adapter::ServerEvent {
+            event: event.to_owned(),
+            args: args.json().to_owned(),
+        };
+        let timeout = self.inner.shared.config.ack_timeout;
+        self.inner
+            .adapter
+            .server_side_emit(event, timeout)
+            .await
+            .map_err(crate::EmitError::Adapter)
+    }
+
     /// The local socket with this id, if it is connected to this namespace on this node.
     pub fn socket(&self, id: SocketId) -> Option<SocketRef> {
         self.inner.local.lock_index().value(id).cloned()
@@ -367,6 +414,11 @@ impl Namespace {
     /// The adapter's error when other nodes cannot be asked.
     pub async fn server_count(&self) -> Result<usize, crate::AdapterError> {
         self.inner.adapter.server_count().await
+    }
+
+    /// This node's part of the namespace, as adapters see it.
+    pub fn local_namespace(&self) -> LocalNamespace {
+        LocalNamespace::new(self.inner.local.clone())
     }
 
     /// The adapter.

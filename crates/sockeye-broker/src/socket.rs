@@ -37,11 +37,19 @@ pub(crate) struct SocketInner {
     pub(crate) conn: Arc<ConnShared>,
     handshake: Handshake,
     state: AtomicU8,
-    extensions: Mutex<TypeMap>,
-    data: Mutex<Option<Utf8Bytes>>,
+    /// Everything mutable, behind one small lock (one lock per socket keeps memory down).
+    parts: Mutex<SocketParts>,
+}
+
+#[derive(Default)]
+struct SocketParts {
+    /// Typed values, allocated on first use.
+    extensions: Option<Box<TypeMap>>,
+    /// The serializable data (`socket.data` in the reference).
+    data: Option<Utf8Bytes>,
     /// Ack ids this socket still waits for (so a disconnect clears them without scanning the
     /// namespace's table).
-    pending_acks: Mutex<Vec<AckId>>,
+    pending_acks: Vec<AckId>,
 }
 
 const CONNECTING: u8 = 0;
@@ -87,9 +95,7 @@ impl SocketRef {
                 conn,
                 handshake,
                 state: AtomicU8::new(CONNECTING),
-                extensions: Mutex::new(TypeMap::default()),
-                data: Mutex::new(None),
-                pending_acks: Mutex::new(Vec::new()),
+                parts: Mutex::new(SocketParts::default()),
             }),
         }
     }
@@ -235,17 +241,26 @@ impl SocketRef {
 
     /// Stores a typed value on the socket (replacing the previous value of that type).
     pub fn insert_extension<T: Send + Sync + 'static>(&self, value: T) -> Option<T> {
-        lock(&self.inner.extensions).insert(value)
+        lock(&self.inner.parts)
+            .extensions
+            .get_or_insert_with(Box::default)
+            .insert(value)
     }
 
     /// A clone of the socket's value of type `T`.
     pub fn extension<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
-        lock(&self.inner.extensions).get::<T>().cloned()
+        lock(&self.inner.parts)
+            .extensions
+            .as_ref()
+            .and_then(|e| e.get::<T>().cloned())
     }
 
     /// Removes the socket's value of type `T`.
     pub fn remove_extension<T: Send + Sync + 'static>(&self) -> Option<T> {
-        lock(&self.inner.extensions).remove::<T>()
+        lock(&self.inner.parts)
+            .extensions
+            .as_mut()
+            .and_then(|e| e.remove::<T>())
     }
 
     /// Sets the socket's serializable data (the reference's `socket.data`), which
@@ -255,7 +270,7 @@ impl SocketRef {
     /// [`EmitError::Serialize`] when the value does not serialize.
     pub fn set_data<T: Serialize + ?Sized>(&self, data: &T) -> Result<(), EmitError> {
         let json = serde_json::to_string(data).map_err(|_| EmitError::Serialize)?;
-        *lock(&self.inner.data) = Some(Utf8Bytes::from(json));
+        lock(&self.inner.parts).data = Some(Utf8Bytes::from(json));
         Ok(())
     }
 
@@ -264,13 +279,13 @@ impl SocketRef {
     /// # Errors
     /// The JSON error when the data does not have `T`'s shape.
     pub fn data<T: DeserializeOwned>(&self) -> Result<Option<T>, serde_json::Error> {
-        let raw = lock(&self.inner.data).clone();
+        let raw = lock(&self.inner.parts).data.clone();
         raw.map(|raw| serde_json::from_str(raw.as_str()))
             .transpose()
     }
 
     pub(crate) fn raw_data(&self) -> Option<Utf8Bytes> {
-        lock(&self.inner.data).clone()
+        lock(&self.inner.parts).data.clone()
     }
 
     // ----- disconnecting ----------------------------------------------------------------------
@@ -328,11 +343,11 @@ impl SocketRef {
     }
 
     pub(crate) fn track_ack(&self, id: AckId) {
-        lock(&self.inner.pending_acks).push(id);
+        lock(&self.inner.parts).pending_acks.push(id);
     }
 
     pub(crate) fn forget_ack(&self, id: AckId) {
-        let mut pending = lock(&self.inner.pending_acks);
+        let pending = &mut lock(&self.inner.parts).pending_acks;
         if let Some(i) = pending.iter().position(|a| *a == id) {
             pending.swap_remove(i);
         }
@@ -436,7 +451,7 @@ impl SocketRef {
         let mut events = Vec::new();
         ns.core().lock_index().remove(self.inner.id, &mut events);
         ns.core().report(&events);
-        let pending = std::mem::take(&mut *lock(&self.inner.pending_acks));
+        let pending = std::mem::take(&mut lock(&self.inner.parts).pending_acks);
         if !pending.is_empty() {
             let waiters: Vec<_> = {
                 let mut acks = ns.core().lock_acks();
@@ -599,5 +614,19 @@ impl Future for AckFuture {
         Pin::new(&mut self.rx)
             .poll(cx)
             .map(|r| r.unwrap_or(Err(AckError::Disconnected)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Memory per connection matters: a socket's own state stays small (handlers live once per
+    /// namespace, the engine request info once per session).
+    #[test]
+    fn socket_state_is_small() {
+        let size = size_of::<SocketInner>();
+        assert!(size <= 192, "SocketInner is {size} bytes");
+        eprintln!("SocketInner: {size} bytes");
     }
 }

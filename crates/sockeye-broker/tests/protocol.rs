@@ -390,3 +390,89 @@ async fn reserved_events_cannot_be_emitted() {
     }
     assert!(client.transport.texts().is_empty());
 }
+
+#[tokio::test]
+async fn dynamic_namespace_predicate_sees_the_handshake() {
+    let broker = Broker::builder()
+        .dynamic_namespace(
+            NamespaceMatcher::predicate(|name, handshake| {
+                name.starts_with("/tenant-") && handshake.auth_raw().contains("member")
+            }),
+            |ns| ns,
+        )
+        .build();
+    let mut client = Client::open(&broker);
+    client.text(r#"0/tenant-1,{"role":"guest"}"#).unwrap();
+    assert_eq!(
+        client.transport.texts(),
+        [r#"44/tenant-1,{"message":"Invalid namespace"}"#]
+    );
+    client.text(r#"0/tenant-1,{"role":"member"}"#).unwrap();
+    assert!(client.transport.texts()[0].starts_with(r#"40/tenant-1,{"sid":"#));
+}
+
+#[tokio::test]
+async fn a_second_connect_while_the_first_is_pending_is_ignored() {
+    let broker = Broker::builder()
+        .namespace("/", |ns| {
+            ns.connect_middleware(async || {
+                tokio::task::yield_now().await;
+                Ok(())
+            })
+        })
+        .build();
+    let mut client = Client::open(&broker);
+    client.text("0").unwrap();
+    client.text("0").unwrap();
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    let texts = client.transport.texts();
+    assert_eq!(texts.len(), 1, "{texts:?}");
+    assert_eq!(broker.namespace("/").unwrap().socket_count(), 1);
+}
+
+#[tokio::test]
+async fn a_session_closed_during_the_middleware_never_joins() {
+    let broker = Broker::builder()
+        .namespace("/", |ns| {
+            ns.connect_middleware(async || {
+                tokio::task::yield_now().await;
+                Ok(())
+            })
+        })
+        .build();
+    let mut client = Client::open(&broker);
+    client.text("0").unwrap();
+    client
+        .conn
+        .on_engine_close(DisconnectReason::TransportClose);
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert!(client.transport.texts().is_empty());
+    assert_eq!(broker.namespace("/").unwrap().socket_count(), 0);
+}
+
+#[tokio::test]
+async fn server_side_events_reach_listeners_through_the_adapter_seam() {
+    let broker = Broker::builder()
+        .namespace("/", |ns| {
+            ns.on_server_event("hello", |event| {
+                Some(serde_json::json!({ "got": event.args }))
+            })
+        })
+        .build();
+    let ns = broker.namespace("/").unwrap();
+    // The in-memory adapter has no other node to ask.
+    let answers = ns.server_side_emit("hello", &1).await.unwrap();
+    assert!(answers.value.is_empty());
+    assert_eq!(answers.missing_nodes, 0);
+    // What a remote adapter calls when another node's event arrives.
+    let local = ns.local_namespace();
+    let answer = local.server_event(&sockeye_broker::adapter::ServerEvent {
+        event: String::from("hello"),
+        args: String::from("1"),
+    });
+    assert_eq!(answer.unwrap()["got"], "1");
+}
