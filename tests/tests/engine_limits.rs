@@ -146,6 +146,14 @@ async fn a_slow_request_head_is_cut() {
         .unwrap();
     assert!(matches!(n, Ok(_) | Err(_)));
     assert!(started.elapsed() >= Duration::from_millis(250));
+    // A connection that sends nothing at all is cut as well.
+    let mut silent = TcpStream::connect(server.addr).await.unwrap();
+    let started = tokio::time::Instant::now();
+    // Closed (or answered with an error status) by the server, well before the 5 s guard.
+    let _ = tokio::time::timeout(Duration::from_secs(5), silent.read(&mut buf))
+        .await
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(250));
 }
 
 #[tokio::test]
