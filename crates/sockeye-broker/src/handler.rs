@@ -385,13 +385,25 @@ where
 }
 
 /// Runs a future until its first suspension on the caller's thread, and spawns it on the tokio
-/// runtime only if it suspends. Handlers that finish without waiting (most of them) cost no
+/// runtime only if it suspends. A panic during that first poll is caught and logged. Handlers that finish without waiting (most of them) cost no
 /// task, and their effects happen in the order the packets arrived.
 pub(crate) fn run_now_or_spawn(future: BoxFuture<'static, ()>) {
     let mut future = future;
     let waker = futures_util::task::noop_waker_ref();
     let mut cx = std::task::Context::from_waker(waker);
-    if future.as_mut().poll(&mut cx).is_pending() {
+    // A panicking handler must not unwind into the transport's task (which holds the
+    // connection): contain it here, as tokio contains it for a spawned task.
+    let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        future.as_mut().poll(&mut cx)
+    }));
+    let pending = match polled {
+        Ok(poll) => poll.is_pending(),
+        Err(_) => {
+            tracing::error!("a handler panicked; the event is dropped");
+            false
+        }
+    };
+    if pending {
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
                 handle.spawn(future);

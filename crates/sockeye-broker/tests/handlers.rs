@@ -231,3 +231,20 @@ async fn socket_emit_flags_and_errors() {
         Err(sockeye_broker::EmitError::Disconnected)
     );
 }
+
+#[tokio::test]
+async fn a_panicking_handler_does_not_unwind_into_the_transport() {
+    let broker = Broker::builder()
+        .namespace("/", |ns| {
+            ns.on("boom", async || panic!("handler bug"))
+                .on("ok", async |socket: SocketRef| {
+                    socket.emit("fine", &1).unwrap()
+                })
+        })
+        .build();
+    let mut client = Client::open(&broker);
+    client.connect("/");
+    client.text(r#"2["boom"]"#).unwrap();
+    client.text(r#"2["ok"]"#).unwrap();
+    assert_eq!(client.transport.texts(), [r#"42["fine",1]"#]);
+}
