@@ -207,6 +207,16 @@ describe('the socket id room', () => {
     await none(b.socket, 'message', 200);
   });
 
+  test('a valid room name that is no socket\'s id can be joined, even if it is 20 characters long', async () => {
+    // Socket ids are 20 characters of [A-Za-z0-9_-]; the contract reserves only the ids of
+    // existing sockets (FORBIDDEN), every other name of 1 to 128 allowed characters is a room.
+    const a = await user(url);
+    for (const room of ['abcdefghijklmnopqrst', `r-${Date.now()}-abcdef`.slice(0, 20), 'AAAAAAAAAAAAAAAAAAAA']) {
+      assert.equal(room.length, 20);
+      assert.deepEqual(await ack(a.socket, 'join', room), { ok: true, room, size: 1 }, `join ${room}`);
+    }
+  });
+
   test('a socket is in its own id room: it can send there and receives it', async () => {
     const a = await user(url);
     const got = next(a.socket, 'message');
