@@ -56,6 +56,23 @@ for (const transports of [['websocket'], ['polling']]) {
   });
 }
 
+describe('refresh moves the expiry, which is then enforced', () => {
+  let url;
+  before(async () => { ({ url } = await h.server('default')); });
+
+  test('exp now+3, refreshed to now+6: still connected at +4, TOKEN_EXPIRED by +11', async () => {
+    const claims = jwt.claims({ exp: now() + 3 });
+    const socket = await connect(url, { auth: { token: sign(claims) } });
+    const exp = now() + 6;
+    assert.deepEqual(await ack(socket, 'auth', { token: sign({ ...claims, exp }) }), { ok: true, exp });
+    const errors = collect(socket, 'error');
+    await h.sleep(4000);
+    assert.ok(socket.connected, 'the first expiry no longer applies');
+    assert.deepEqual(errors.items, []);
+    await expectExpiry(socket, 8000);
+  });
+});
+
 describe('refresh refused', () => {
   let url;
   before(async () => { ({ url } = await h.server('default')); });

@@ -212,6 +212,14 @@ describe('connection cap per address (--max-connections-per-ip 3)', () => {
     }, 5000, 'a connection after one closed');
   });
 
+  test('polling sessions count as well', async () => {
+    await h.sleep(500);
+    const polling = { ...auth(), transports: ['polling'] };
+    for (let i = 0; i < 3; i++) await connect(url, { ...polling, ...auth() });
+    const err = await refused(url, { ...polling, ...auth() });
+    assert.ok(err instanceof Error);
+  });
+
   test('X-Forwarded-For is ignored without --trust-proxy', async () => {
     await h.sleep(500);
     const sockets = [];

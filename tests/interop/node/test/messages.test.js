@@ -163,6 +163,17 @@ describe('wrong shapes and the error event', () => {
     });
   }
 
+  test('binary content (a Socket.IO binary event) is VALIDATION', async () => {
+    const { socket } = await user(url);
+    assertAckError(await ack(socket, 'message', { content: Buffer.from('hi') }), 'VALIDATION', 'message');
+  });
+
+  test('a lone surrogate is not a Unicode string: VALIDATION, and the socket stays', async () => {
+    const { socket } = await user(url);
+    assertAckError(await ack(socket, 'message', { content: 'x\ud800' }), 'VALIDATION', 'message');
+    assert.equal((await ack(socket, 'message', { content: 'fine' })).ok, true);
+  });
+
   test('message with no payload at all is VALIDATION', async () => {
     const { socket } = await user(url);
     const got = next(socket, 'error');

@@ -32,6 +32,13 @@ describe('join and leave', () => {
     assert.deepEqual(await ack(b.socket, 'join', { room }), { ok: true, room, size: 2 });
   });
 
+  test('keys beyond room are ignored', async () => {
+    const room = roomName();
+    const a = await user(url);
+    assert.deepEqual(await ack(a.socket, 'join', { room, size: 99, extra: true }), { ok: true, room, size: 1 });
+    assert.deepEqual(await ack(a.socket, 'leave', { room, extra: true }), { ok: true, room });
+  });
+
   test('joining twice does not count the socket twice', async () => {
     const room = roomName();
     const a = await user(url);
