@@ -293,10 +293,15 @@ impl App {
 
 fn on_join(socket: &SocketRef, payload: Option<&Value>) -> Result<Value, AppError> {
     let room = parse_room_payload(payload)?;
-    if SocketId::parse(room.as_str()).is_some_and(|id| id != socket.id()) {
+    // The room named by a socket's id belongs to that socket alone. Other names of the
+    // socket-id shape are ordinary rooms while no socket has that id.
+    let owner = SocketId::parse(room.as_str())
+        .filter(|id| *id != socket.id())
+        .and_then(|id| socket.namespace().socket(id));
+    if owner.is_some() {
         return Err(AppError::new(
             ErrorCode::Forbidden,
-            "names shaped like socket ids are reserved for their sockets",
+            "that room belongs to another socket",
         ));
     }
     socket.join(room.as_str());
