@@ -77,7 +77,7 @@ struct Args {
     /// The server's PID: report its CPU per delivery and memory per connection.
     #[arg(long)]
     server_pid: Option<u32>,
-    /// Generator worker threads.
+    /// Generator threads (each runs its own single-threaded runtime and a share of the receivers).
     #[arg(long, default_value_t = 2)]
     threads: usize,
     /// Instead of running: print the Markdown side-by-side table of the reports in this JSON-lines
@@ -143,18 +143,46 @@ fn main() -> ExitCode {
         token,
         server_pid: args.server_pid,
         room: args.room.clone(),
+        runtimes: Vec::new(),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.threads.max(1))
-        .enable_all()
-        .build()
-    {
+    // One single-threaded runtime per generator thread; this thread drives the first one (the
+    // sender and the bookkeeping), the others only run receivers.
+    let build = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    };
+    let runtime = match build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("fanout: cannot start the runtime: {e}");
             return ExitCode::from(2);
         }
     };
+    let mut config = config;
+    config.runtimes.push(runtime.handle().clone());
+    for i in 1..args.threads.max(1) {
+        let (handle_tx, handle_rx) = std::sync::mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name(format!("fanout-{i}"))
+            .spawn(move || match build() {
+                Ok(rt) => {
+                    let _ = handle_tx.send(Some(rt.handle().clone()));
+                    // Runs this runtime's tasks until the process exits.
+                    rt.block_on(std::future::pending::<()>());
+                }
+                Err(_) => {
+                    let _ = handle_tx.send(None);
+                }
+            });
+        match (spawned, handle_rx.recv()) {
+            (Ok(_), Ok(Some(handle))) => config.runtimes.push(handle),
+            _ => {
+                eprintln!("fanout: cannot start generator thread {i}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     let started = Instant::now();
     let runner = Runner::new(config);
     let outcome = runtime.block_on(async {

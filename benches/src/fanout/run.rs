@@ -69,6 +69,9 @@ pub struct Config {
     pub server_pid: Option<u32>,
     /// The room everyone joins.
     pub room: String,
+    /// The runtimes the receivers are spread over, round-robin (one single-threaded runtime per
+    /// generator thread: no work stealing, no cross-thread wake-ups). Empty: the current one.
+    pub runtimes: Vec<tokio::runtime::Handle>,
 }
 
 /// Latency quantiles in microseconds.
@@ -261,7 +264,11 @@ impl Runner {
             let token = cfg.token.clone();
             let room = cfg.room.clone();
             let timeout = cfg.setup_timeout;
-            let task = tokio::spawn(async move {
+            let runtime = match cfg.runtimes.len() {
+                0 => tokio::runtime::Handle::current(),
+                n => cfg.runtimes[idx % n].clone(),
+            };
+            let task = runtime.spawn(async move {
                 let permit = semaphore.acquire_owned().await;
                 let setup = async {
                     let mut conn = Connection::open(&target, token.as_deref(), timeout).await?;
