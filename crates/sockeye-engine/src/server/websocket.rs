@@ -20,10 +20,9 @@ use super::service::{ErrorCode, error_response};
 use super::ws_frame::{FrameReader, FrameWriter, Incoming, close_code};
 use crate::proto::{CloseReason, ProtocolError, Transmit, Transport};
 
-/// Smallest free space kept in the read buffer before a read.
-const MIN_READ: usize = 512;
-/// Largest read buffer kept across reads once a large message went through.
-const KEEP_READ_CAPACITY: usize = 16 * 1024;
+/// Size of the stack buffer one read goes through. Reading through the stack (and appending
+/// what arrived) means an idle connection holds no read buffer at all.
+const READ_CHUNK: usize = 8 * 1024;
 
 pub(crate) fn is_upgrade_request<B>(request: &Request<B>) -> bool {
     let headers = request.headers();
@@ -186,7 +185,6 @@ where
     let mut reader = FrameReader::new(inner.session_config.max_payload);
     let mut writer = FrameWriter::default();
     let mut rbuf = BytesMut::new();
-    let mut read_size = MIN_READ;
     if let Some(open) = open {
         writer.text(open);
     }
@@ -221,10 +219,6 @@ where
             end = Some(End::Cut);
             break;
         }
-        if rbuf.capacity() - rbuf.len() < MIN_READ / 2 {
-            rbuf.reserve(read_size);
-        }
-        let spare = rbuf.capacity() - rbuf.len();
         tokio::select! {
             biased;
             result = poll_fn(|cx| writer.poll_write(cx, &mut wr)), if !writer.is_empty() => {
@@ -232,17 +226,17 @@ where
                     end = Some(End::Cut);
                 }
             }
-            result = rd.read_buf(&mut rbuf) => match result {
+            result = poll_fn(|cx| poll_read_append(cx, &mut rd, &mut rbuf)) => match result {
                 // EOF without a close frame: "transport close", as the reference reports it.
                 Ok(0) => {
                     clean = true;
                     end = Some(End::Cut);
                 }
                 Err(_) => end = Some(End::Cut),
-                Ok(n) => {
-                    read_size = if n == spare { (read_size * 2).min(64 * 1024) } else { MIN_READ };
+                Ok(_) => {
                     end = handle_input(&mut reader, &mut rbuf, &mut writer, shared, &mut detached);
-                    if rbuf.is_empty() && rbuf.capacity() > KEEP_READ_CAPACITY {
+                    if rbuf.is_empty() {
+                        // Frames already taken keep their bytes; drop our handle on the rest.
                         rbuf = BytesMut::new();
                     }
                 }
@@ -284,6 +278,26 @@ where
     let _ = wr.shutdown().await;
     if !detached {
         shared.update(|s| s.handle_transport_closed(Transport::WebSocket, !clean));
+    }
+}
+
+/// Reads what is available through a stack buffer and appends it to `rbuf` (which the frame
+/// reader has already sized for a large frame in progress). Cancel-safe.
+fn poll_read_append<R: AsyncRead + Unpin>(
+    cx: &mut std::task::Context<'_>,
+    rd: &mut R,
+    rbuf: &mut BytesMut,
+) -> std::task::Poll<std::io::Result<usize>> {
+    let mut chunk = [0u8; READ_CHUNK];
+    let mut read = tokio::io::ReadBuf::new(&mut chunk);
+    match std::pin::Pin::new(rd).poll_read(cx, &mut read) {
+        std::task::Poll::Ready(Ok(())) => {
+            let filled = read.filled();
+            rbuf.extend_from_slice(filled);
+            std::task::Poll::Ready(Ok(filled.len()))
+        }
+        std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
+        std::task::Poll::Pending => std::task::Poll::Pending,
     }
 }
 

@@ -94,7 +94,8 @@ impl FrameReader {
             let payload_len = usize::try_from(payload_len).map_err(|_| FrameError::TooBig)?;
             let total = header.len + payload_len;
             if buf.len() < total {
-                buf.reserve(total - buf.len());
+                // No reservation up front: a client declaring a large frame and trickling it
+                // only costs what it actually sent.
                 return Ok(None);
             }
             buf.advance(header.len);
