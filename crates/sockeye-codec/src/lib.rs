@@ -3,6 +3,7 @@
 #![warn(clippy::indexing_slicing)]
 #![cfg_attr(test, allow(clippy::indexing_slicing))]
 
+mod json;
 mod outgoing;
 mod utf8;
 

@@ -24,13 +24,12 @@ use std::borrow::Cow;
 use std::fmt;
 
 use bytes::{Bytes, BytesMut};
-use serde::de::{
-    self, DeserializeSeed, Deserializer as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
-};
+use serde::de::{self, IgnoredAny};
 use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 
 use crate::Utf8Bytes;
+use crate::json::{self, ScanError, Top};
 use crate::utf8::{TextSink, Utf8BytesMut};
 
 /// The default namespace.
@@ -191,7 +190,8 @@ pub enum DecodeError {
         /// The limit.
         max: usize,
     },
-    /// A placeholder refers to an attachment that does not exist, or is malformed.
+    /// A placeholder (`{"_placeholder":true,...}`) has no `num`, or one that is not an integer
+    /// below the attachment count. [`Packet::decode`] checks this for binary packets.
     #[error("invalid attachment placeholder")]
     InvalidPlaceholder,
 }
@@ -411,18 +411,19 @@ impl Packet {
         };
 
         let data = (position < bytes.len()).then(|| sub(&text, position, bytes.len()));
-        if let Some(data) = &data {
-            if json_depth_exceeds(data.as_bytes(), limits.max_depth) {
-                return Err(DecodeError::TooDeep {
-                    max: limits.max_depth,
-                });
+        match &data {
+            Some(data) => check_data(kind, data.as_str(), attachments, limits.max_depth)?,
+            None if matches!(
+                kind,
+                PacketKind::Event
+                    | PacketKind::BinaryEvent
+                    | PacketKind::Ack
+                    | PacketKind::BinaryAck
+            ) =>
+            {
+                return Err(DecodeError::InvalidPayload(kind));
             }
-            check_shape(kind, data.as_str())?;
-        } else if matches!(
-            kind,
-            PacketKind::Event | PacketKind::BinaryEvent | PacketKind::Ack | PacketKind::BinaryAck
-        ) {
-            return Err(DecodeError::InvalidPayload(kind));
+            None => {}
         }
 
         Ok(Self {
@@ -607,8 +608,9 @@ impl Assembler {
     /// Feeds a text message (a Socket.IO packet in text form).
     ///
     /// # Errors
-    /// The packet's [`DecodeError`], [`DecodeError::UnexpectedText`] while attachments are
-    /// missing, or [`DecodeError::InvalidPlaceholder`].
+    /// The packet's [`DecodeError`] (including [`DecodeError::InvalidPlaceholder`], checked here
+    /// before any attachment is buffered), or [`DecodeError::UnexpectedText`] while attachments
+    /// are missing.
     pub fn push_text(&mut self, text: Utf8Bytes) -> Result<Assembled, DecodeError> {
         if let Some(pending) = self.pending.take() {
             return Err(DecodeError::UnexpectedText {
@@ -627,9 +629,6 @@ impl Assembler {
             });
             return Ok(Assembled::Pending);
         }
-        if packet.kind.is_binary() {
-            check_placeholders(&packet)?;
-        }
         Ok(Assembled::Packet {
             packet,
             attachments: Vec::new(),
@@ -639,8 +638,7 @@ impl Assembler {
     /// Feeds a binary message (one attachment).
     ///
     /// # Errors
-    /// [`DecodeError::UnexpectedBinary`], [`DecodeError::AttachmentsTooLarge`] or
-    /// [`DecodeError::InvalidPlaceholder`].
+    /// [`DecodeError::UnexpectedBinary`] or [`DecodeError::AttachmentsTooLarge`].
     pub fn push_binary(&mut self, data: Bytes) -> Result<Assembled, DecodeError> {
         let mut pending = self.pending.take().ok_or(DecodeError::UnexpectedBinary)?;
         pending.bytes = pending.bytes.saturating_add(data.len());
@@ -655,172 +653,10 @@ impl Assembler {
             self.pending = Some(pending);
             return Ok(Assembled::Pending);
         }
-        check_placeholders(&pending.packet)?;
         Ok(Assembled::Packet {
             packet: pending.packet,
             attachments: pending.attachments,
         })
-    }
-}
-
-/// Checks that every placeholder in a binary packet's data is `{"_placeholder":true,"num":N}`
-/// with `N` below the attachment count, in one streaming pass (no value tree). As in the
-/// reference's `reconstructPacket`, an object is a placeholder when its `_placeholder` is `true`,
-/// and then nothing inside it is looked at.
-fn check_placeholders(packet: &Packet) -> Result<(), DecodeError> {
-    let Some(data) = &packet.data else {
-        return Ok(());
-    };
-    let walk = Walk {
-        attachments: u64::try_from(packet.attachments).unwrap_or(u64::MAX),
-    };
-    let mut deserializer = serde_json::Deserializer::from_str(data.as_str());
-    let walked = walk
-        .deserialize(&mut deserializer)
-        .map_err(|_: serde_json::Error| DecodeError::InvalidJson)?;
-    deserializer.end().map_err(|_| DecodeError::InvalidJson)?;
-    if walked.valid {
-        Ok(())
-    } else {
-        Err(DecodeError::InvalidPlaceholder)
-    }
-}
-
-/// A visitor that walks any JSON value and reports whether its placeholders are valid.
-#[derive(Clone, Copy)]
-struct Walk {
-    attachments: u64,
-}
-
-/// What [`Walk`] found in one value.
-struct Walked {
-    /// Every placeholder inside is valid.
-    valid: bool,
-    /// The value is the boolean `true`.
-    is_true: bool,
-    /// The value is a non-negative integer.
-    index: Option<u64>,
-}
-
-impl Walked {
-    const PLAIN: Self = Self {
-        valid: true,
-        is_true: false,
-        index: None,
-    };
-}
-
-impl<'de> DeserializeSeed<'de> for Walk {
-    type Value = Walked;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Walked, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Walk {
-    type Value = Walked;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_bool<E>(self, value: bool) -> Result<Walked, E> {
-        Ok(Walked {
-            is_true: value,
-            ..Walked::PLAIN
-        })
-    }
-
-    fn visit_u64<E>(self, value: u64) -> Result<Walked, E> {
-        Ok(Walked {
-            index: Some(value),
-            ..Walked::PLAIN
-        })
-    }
-
-    fn visit_i64<E>(self, value: i64) -> Result<Walked, E> {
-        Ok(Walked {
-            index: u64::try_from(value).ok(),
-            ..Walked::PLAIN
-        })
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<Walked, E> {
-        Ok(Walked::PLAIN)
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<Walked, E> {
-        Ok(Walked::PLAIN)
-    }
-
-    fn visit_unit<E>(self) -> Result<Walked, E> {
-        Ok(Walked::PLAIN)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Walked, A::Error> {
-        let mut valid = true;
-        while let Some(item) = seq.next_element_seed(self)? {
-            valid &= item.valid;
-        }
-        Ok(Walked {
-            valid,
-            ..Walked::PLAIN
-        })
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Walked, A::Error> {
-        let mut valid = true;
-        let mut placeholder = false;
-        let mut index = None;
-        while let Some(key) = map.next_key::<PlaceholderKey>()? {
-            let value = map.next_value_seed(self)?;
-            valid &= value.valid;
-            // Duplicate keys: the last one wins, as with `JSON.parse`.
-            match key {
-                PlaceholderKey::Placeholder => placeholder = value.is_true,
-                PlaceholderKey::Num => index = value.index,
-                PlaceholderKey::Other => {}
-            }
-        }
-        if placeholder {
-            valid = index.is_some_and(|index| index < self.attachments);
-        }
-        Ok(Walked {
-            valid,
-            ..Walked::PLAIN
-        })
-    }
-}
-
-/// An object key, as far as placeholders care (escapes in the key are decoded first).
-enum PlaceholderKey {
-    Placeholder,
-    Num,
-    Other,
-}
-
-impl<'de> de::Deserialize<'de> for PlaceholderKey {
-    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-
-        impl Visitor<'_> for KeyVisitor {
-            type Value = PlaceholderKey;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object key")
-            }
-
-            fn visit_str<E>(self, key: &str) -> Result<PlaceholderKey, E> {
-                Ok(match key {
-                    "_placeholder" => PlaceholderKey::Placeholder,
-                    "num" => PlaceholderKey::Num,
-                    _ => PlaceholderKey::Other,
-                })
-            }
-        }
-
-        deserializer.deserialize_str(KeyVisitor)
     }
 }
 
@@ -866,67 +702,43 @@ fn not_an_array(data: &str) -> PayloadError {
     }
 }
 
-/// Checks that `data` is JSON of the shape `kind` requires, without building a value tree.
-fn check_shape(kind: PacketKind, data: &str) -> Result<(), DecodeError> {
+/// Checks `data` in one pass ([`json::scan`]): well-formed JSON, nested no deeper than
+/// `max_depth`, of the shape `kind` requires (as the reference's `isPayloadValid`), and for
+/// binary packets with placeholders below the attachment count.
+fn check_data(
+    kind: PacketKind,
+    data: &str,
+    attachments: usize,
+    max_depth: usize,
+) -> Result<(), DecodeError> {
     let invalid = DecodeError::InvalidPayload(kind);
-    match kind {
-        PacketKind::Event | PacketKind::BinaryEvent => {
-            let first = first_element(data).map_err(|error| match error {
-                PayloadError::InvalidJson => DecodeError::InvalidJson,
-                _ => invalid.clone(),
-            })?;
-            let name = first.and_then(name_of).ok_or_else(|| invalid.clone())?;
-            if RESERVED_EVENTS.contains(&name.as_ref()) {
-                return Err(invalid);
-            }
-            Ok(())
-        }
-        PacketKind::Disconnect => Err(invalid),
-        PacketKind::Connect
-        | PacketKind::ConnectError
-        | PacketKind::Ack
-        | PacketKind::BinaryAck => {
-            let raw: &RawValue =
-                serde_json::from_str(data).map_err(|_| DecodeError::InvalidJson)?;
-            let shape_ok = matches!(
-                (kind, raw.get().as_bytes().first()),
-                (PacketKind::Connect, Some(b'{'))
-                    | (PacketKind::ConnectError, Some(b'{' | b'"'))
-                    | (PacketKind::Ack | PacketKind::BinaryAck, Some(b'['))
-            );
-            if shape_ok { Ok(()) } else { Err(invalid) }
-        }
+    if kind == PacketKind::Disconnect {
+        return Err(invalid);
     }
-}
-
-/// Reads a JSON array in one pass, checking all of it, and returns its first element's raw text
-/// (a sub-slice of `data`), or `None` for an empty array.
-fn first_element(data: &str) -> Result<Option<&str>, PayloadError> {
-    struct FirstVisitor;
-
-    impl<'de> Visitor<'de> for FirstVisitor {
-        type Value = Option<&'de str>;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("an array")
-        }
-
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            let first: Option<&'de RawValue> = seq.next_element()?;
-            while seq.next_element::<IgnoredAny>()?.is_some() {}
-            Ok(first.map(RawValue::get))
-        }
+    let attachments = kind
+        .is_binary()
+        .then(|| u64::try_from(attachments).unwrap_or(u64::MAX));
+    let scan = json::scan(data, max_depth, attachments).map_err(|error| match error {
+        ScanError::Invalid => DecodeError::InvalidJson,
+        ScanError::TooDeep => DecodeError::TooDeep { max: max_depth },
+    })?;
+    let shape_ok = match kind {
+        PacketKind::Connect => scan.top == Top::Object,
+        PacketKind::ConnectError => matches!(scan.top, Top::Object | Top::String),
+        PacketKind::Ack | PacketKind::BinaryAck => scan.top == Top::Array,
+        PacketKind::Event | PacketKind::BinaryEvent => scan
+            .first
+            .and_then(name_of)
+            .is_some_and(|name| !RESERVED_EVENTS.contains(&name.as_ref())),
+        PacketKind::Disconnect => false,
+    };
+    if !shape_ok {
+        return Err(invalid);
     }
-
-    if !data.trim_start_matches(JSON_WHITESPACE).starts_with('[') {
-        return Err(not_an_array(data));
+    if !scan.placeholders_ok {
+        return Err(DecodeError::InvalidPlaceholder);
     }
-    let mut deserializer = serde_json::Deserializer::from_str(data);
-    let first = (&mut deserializer)
-        .deserialize_seq(FirstVisitor)
-        .map_err(|_: serde_json::Error| PayloadError::InvalidJson)?;
-    deserializer.end().map_err(|_| PayloadError::InvalidJson)?;
-    Ok(first)
+    Ok(())
 }
 
 /// The event name in an event's first element: a string (unescaped) or a number (its text).
@@ -936,38 +748,6 @@ fn name_of(first: &str) -> Option<Cow<'_, str>> {
         b'-' | b'0'..=b'9' => Some(Cow::Borrowed(first)),
         _ => None,
     }
-}
-
-/// Whether JSON text nests arrays and objects deeper than `max` (brackets inside strings do not
-/// count). Malformed JSON is left for the parser to reject.
-fn json_depth_exceeds(json: &[u8], max: usize) -> bool {
-    let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for &byte in json {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if byte == b'\\' {
-                escaped = true;
-            } else if byte == b'"' {
-                in_string = false;
-            }
-            continue;
-        }
-        match byte {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > max {
-                    return true;
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    false
 }
 
 fn sub(text: &Utf8Bytes, start: usize, end: usize) -> Utf8Bytes {
@@ -983,7 +763,7 @@ fn count_digits(bytes: &[u8]) -> usize {
 }
 
 /// Parses ASCII digits into a `u64`, `None` on overflow or when empty.
-fn parse_u64(digits: &[u8]) -> Option<u64> {
+pub(crate) fn parse_u64(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() {
         return None;
     }
@@ -1172,7 +952,7 @@ impl Packet {
         let data_ok = match &self.data {
             Some(data) => {
                 !data.as_bytes().first().is_some_and(u8::is_ascii_digit)
-                    && check_shape(self.kind, data.as_str()).is_ok()
+                    && check_data(self.kind, data.as_str(), self.attachments, usize::MAX).is_ok()
                     && (self.ack_id.is_none() || !data.is_empty())
             }
             None => !matches!(
@@ -1326,12 +1106,14 @@ mod tests {
             assembler.push_binary(Bytes::from_static(b"cd")),
             Err(DecodeError::AttachmentsTooLarge { len: 4, max: 3 })
         );
+        // A placeholder past the attachment count is refused with the header, before any
+        // attachment is buffered.
         let mut assembler = Assembler::new(Limits::default());
         let bad = Utf8Bytes::from_static(r#"51-["a",{"_placeholder":true,"num":1}]"#);
-        assert_eq!(assembler.push_text(bad), Ok(Assembled::Pending));
         assert_eq!(
-            assembler.push_binary(Bytes::from_static(b"x")),
+            assembler.push_text(bad),
             Err(DecodeError::InvalidPlaceholder)
         );
+        assert!(!assembler.is_pending());
     }
 }

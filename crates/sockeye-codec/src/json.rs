@@ -1,0 +1,527 @@
+//! A validating JSON scanner for Socket.IO payloads: one pass, no value tree, no recursion.
+//!
+//! It checks that the text is one well-formed JSON value (RFC 8259, as `JSON.parse` and
+//! `serde_json` accept it), that arrays and objects nest no deeper than a limit, and while it is
+//! at it reports what the packet decoder needs: the top-level shape, the raw text of a top-level
+//! array's first element (the event name), and for binary packets whether every attachment
+//! placeholder is valid. The nesting is tracked on an explicit stack, so a huge depth limit
+//! cannot overflow the call stack.
+
+/// The kind of the top-level value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Top {
+    Object,
+    Array,
+    String,
+    /// A number, `true`, `false` or `null`.
+    Scalar,
+}
+
+/// What a successful scan found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Scan<'a> {
+    pub(crate) top: Top,
+    /// The raw text of the first element when the top-level value is a non-empty array.
+    pub(crate) first: Option<&'a str>,
+    /// Whether every placeholder is valid (always `true` when no attachment count was given).
+    pub(crate) placeholders_ok: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ScanError {
+    Invalid,
+    TooDeep,
+}
+
+/// Scans `text`. With `attachments`, objects whose `_placeholder` is `true` must have a `num`
+/// that is an integer below it (the reference's `reconstructPacket` rule; nothing inside such an
+/// object is looked at).
+pub(crate) fn scan(
+    text: &str,
+    max_depth: usize,
+    attachments: Option<u64>,
+) -> Result<Scan<'_>, ScanError> {
+    Scanner {
+        text,
+        bytes: text.as_bytes(),
+        max_depth,
+        attachments,
+    }
+    .run()
+}
+
+struct Scanner<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    max_depth: usize,
+    attachments: Option<u64>,
+}
+
+/// An object key, as far as placeholders care.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Key {
+    #[default]
+    Other,
+    Placeholder,
+    Num,
+}
+
+/// A value that has just been read, as far as placeholders care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Done {
+    True,
+    Index(u64),
+    Other,
+    /// A container that closed, with whether its placeholders were valid.
+    Container(bool),
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Frame {
+    object: bool,
+    key: Key,
+    placeholder: bool,
+    num: Option<u64>,
+    invalid: bool,
+}
+
+const INLINE_FRAMES: usize = 16;
+
+/// The open arrays and objects: inline for the usual shallow data, spilling to the heap.
+struct Stack {
+    inline: [Frame; INLINE_FRAMES],
+    spill: Vec<Frame>,
+    len: usize,
+}
+
+impl Stack {
+    fn new() -> Self {
+        Self {
+            inline: [Frame::default(); INLINE_FRAMES],
+            spill: Vec::new(),
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, frame: Frame) {
+        match self.inline.get_mut(self.len) {
+            Some(slot) => *slot = frame,
+            None => self.spill.push(frame),
+        }
+        self.len += 1;
+    }
+
+    fn top_mut(&mut self) -> Option<&mut Frame> {
+        let index = self.len.checked_sub(1)?;
+        if index < INLINE_FRAMES {
+            self.inline.get_mut(index)
+        } else {
+            self.spill.last_mut()
+        }
+    }
+
+    fn pop(&mut self) -> Option<Frame> {
+        let index = self.len.checked_sub(1)?;
+        let frame = if index < INLINE_FRAMES {
+            self.inline.get(index).copied()
+        } else {
+            self.spill.pop()
+        };
+        self.len = index;
+        frame
+    }
+}
+
+impl<'a> Scanner<'a> {
+    fn byte(&self, at: usize) -> Option<u8> {
+        self.bytes.get(at).copied()
+    }
+
+    fn skip_whitespace(&self, mut at: usize) -> usize {
+        while matches!(self.byte(at), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            at += 1;
+        }
+        at
+    }
+
+    fn run(&self) -> Result<Scan<'a>, ScanError> {
+        let invalid = ScanError::Invalid;
+        let mut at = self.skip_whitespace(0);
+        let top = match self.byte(at) {
+            Some(b'{') => Top::Object,
+            Some(b'[') => Top::Array,
+            Some(b'"') => Top::String,
+            _ => Top::Scalar,
+        };
+        let mut stack = Stack::new();
+        let mut first_start = None;
+        let mut first = None;
+
+        loop {
+            // A value starts at `at` (whitespace skipped).
+            if stack.len == 1 && top == Top::Array && first_start.is_none() {
+                first_start = Some(at);
+            }
+            let mut done = match self.byte(at).ok_or(invalid)? {
+                open @ (b'{' | b'[') => {
+                    if stack.len >= self.max_depth {
+                        return Err(ScanError::TooDeep);
+                    }
+                    let object = open == b'{';
+                    stack.push(Frame {
+                        object,
+                        ..Frame::default()
+                    });
+                    at = self.skip_whitespace(at + 1);
+                    let close = if object { b'}' } else { b']' };
+                    if self.byte(at) == Some(close) {
+                        at += 1;
+                        let frame = stack.pop().ok_or(invalid)?;
+                        Done::Container(self.frame_ok(&frame))
+                    } else {
+                        if object {
+                            at = self.object_key(at, &mut stack)?;
+                        }
+                        continue;
+                    }
+                }
+                b'"' => {
+                    at = self.string(at)?.0;
+                    Done::Other
+                }
+                b't' => {
+                    at = self.literal(at, b"true")?;
+                    Done::True
+                }
+                b'f' => {
+                    at = self.literal(at, b"false")?;
+                    Done::Other
+                }
+                b'n' => {
+                    at = self.literal(at, b"null")?;
+                    Done::Other
+                }
+                b'-' | b'0'..=b'9' => {
+                    let (end, index) = self.number(at)?;
+                    at = end;
+                    index.map_or(Done::Other, Done::Index)
+                }
+                _ => return Err(invalid),
+            };
+
+            // A value ended at `at`: hand it to its container, closing containers as they end.
+            loop {
+                if stack.len == 1
+                    && top == Top::Array
+                    && first.is_none()
+                    && let Some(start) = first_start
+                {
+                    first = self.text.get(start..at);
+                }
+                let Some(frame) = stack.top_mut() else {
+                    // The top-level value is complete: only whitespace may follow.
+                    if self.skip_whitespace(at) != self.bytes.len() {
+                        return Err(invalid);
+                    }
+                    let placeholders_ok = match done {
+                        Done::Container(ok) => ok,
+                        Done::True | Done::Index(_) | Done::Other => true,
+                    };
+                    return Ok(Scan {
+                        top,
+                        first,
+                        placeholders_ok,
+                    });
+                };
+                if let Done::Container(false) = done {
+                    frame.invalid = true;
+                }
+                if frame.object {
+                    match frame.key {
+                        Key::Placeholder => frame.placeholder = done == Done::True,
+                        Key::Num => {
+                            frame.num = match done {
+                                Done::Index(index) => Some(index),
+                                _ => None,
+                            }
+                        }
+                        Key::Other => {}
+                    }
+                }
+                let object = frame.object;
+                at = self.skip_whitespace(at);
+                match (self.byte(at), object) {
+                    (Some(b','), _) => {
+                        at = self.skip_whitespace(at + 1);
+                        if object {
+                            at = self.object_key(at, &mut stack)?;
+                        }
+                        break;
+                    }
+                    (Some(b']'), false) | (Some(b'}'), true) => {
+                        at += 1;
+                        let frame = stack.pop().ok_or(invalid)?;
+                        done = Done::Container(self.frame_ok(&frame));
+                    }
+                    _ => return Err(invalid),
+                }
+            }
+        }
+    }
+
+    /// Whether a closed container's placeholders are valid.
+    fn frame_ok(&self, frame: &Frame) -> bool {
+        match self.attachments {
+            Some(count) if frame.placeholder => frame.num.is_some_and(|num| num < count),
+            _ => !frame.invalid,
+        }
+    }
+
+    /// Reads `"key"` and `:` at `at`, records which key it is on the open object, and returns
+    /// where its value starts.
+    fn object_key(&self, at: usize, stack: &mut Stack) -> Result<usize, ScanError> {
+        if self.byte(at) != Some(b'"') {
+            return Err(ScanError::Invalid);
+        }
+        let (end, escaped) = self.string(at)?;
+        if self.attachments.is_some()
+            && let Some(frame) = stack.top_mut()
+        {
+            let raw = self.text.get(at..end).unwrap_or_default();
+            frame.key = key_of(raw, escaped);
+        }
+        let colon = self.skip_whitespace(end);
+        if self.byte(colon) != Some(b':') {
+            return Err(ScanError::Invalid);
+        }
+        Ok(self.skip_whitespace(colon + 1))
+    }
+
+    /// Reads the string starting with the quote at `at`: returns the position after its closing
+    /// quote and whether it has escapes.
+    fn string(&self, at: usize) -> Result<(usize, bool), ScanError> {
+        let mut at = at + 1;
+        let mut escaped = false;
+        loop {
+            let rest = self.bytes.get(at..).ok_or(ScanError::Invalid)?;
+            let stop = memchr::memchr2(b'"', b'\\', rest).ok_or(ScanError::Invalid)?;
+            // Control characters must be escaped inside strings.
+            let plain = rest.get(..stop).unwrap_or_default();
+            if plain
+                .iter()
+                .fold(false, |control, &byte| control | (byte < 0x20))
+            {
+                return Err(ScanError::Invalid);
+            }
+            at += stop;
+            if self.byte(at) == Some(b'"') {
+                return Ok((at + 1, escaped));
+            }
+            escaped = true;
+            at += match self.byte(at + 1) {
+                Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => 2,
+                Some(b'u') => {
+                    let hex = self.bytes.get(at + 2..at + 6).ok_or(ScanError::Invalid)?;
+                    if !hex.iter().all(u8::is_ascii_hexdigit) {
+                        return Err(ScanError::Invalid);
+                    }
+                    6
+                }
+                _ => return Err(ScanError::Invalid),
+            };
+        }
+    }
+
+    fn literal(&self, at: usize, word: &[u8]) -> Result<usize, ScanError> {
+        if self.bytes.get(at..at + word.len()) == Some(word) {
+            Ok(at + word.len())
+        } else {
+            Err(ScanError::Invalid)
+        }
+    }
+
+    /// Reads a number: returns where it ends and its value when it is a non-negative integer
+    /// that fits in a `u64`.
+    fn number(&self, start: usize) -> Result<(usize, Option<u64>), ScanError> {
+        let mut at = start;
+        let negative = self.byte(at) == Some(b'-');
+        if negative {
+            at += 1;
+        }
+        match self.byte(at) {
+            Some(b'0') => at += 1,
+            Some(b'1'..=b'9') => at = self.digits(at),
+            _ => return Err(ScanError::Invalid),
+        }
+        let integer_end = at;
+        if self.byte(at) == Some(b'.') {
+            at = self.required_digits(at + 1)?;
+        }
+        if matches!(self.byte(at), Some(b'e' | b'E')) {
+            at += 1;
+            if matches!(self.byte(at), Some(b'+' | b'-')) {
+                at += 1;
+            }
+            at = self.required_digits(at)?;
+        }
+        let index = if !negative && at == integer_end {
+            self.bytes
+                .get(start..at)
+                .and_then(crate::socketio::parse_u64)
+        } else {
+            None
+        };
+        Ok((at, index))
+    }
+
+    fn digits(&self, mut at: usize) -> usize {
+        while self.byte(at).is_some_and(|byte| byte.is_ascii_digit()) {
+            at += 1;
+        }
+        at
+    }
+
+    fn required_digits(&self, at: usize) -> Result<usize, ScanError> {
+        let end = self.digits(at);
+        if end == at {
+            Err(ScanError::Invalid)
+        } else {
+            Ok(end)
+        }
+    }
+}
+
+/// Classifies a raw key (with its quotes); escaped keys are decoded first, as `JSON.parse` would.
+fn key_of(raw: &str, escaped: bool) -> Key {
+    let classify = |key: &str| match key {
+        "_placeholder" => Key::Placeholder,
+        "num" => Key::Num,
+        _ => Key::Other,
+    };
+    if escaped {
+        serde_json::from_str::<String>(raw).map_or(Key::Other, |key| classify(&key))
+    } else {
+        classify(raw.get(1..raw.len().saturating_sub(1)).unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid(text: &str) -> bool {
+        scan(text, 64, None).is_ok()
+    }
+
+    #[test]
+    fn accepts_what_serde_json_accepts() {
+        for text in [
+            "0",
+            "-0",
+            "1.5e-3",
+            "-12E+4",
+            " true ",
+            "null",
+            "false",
+            r#""a\"b\\c\/\b\f\n\r\t\u00e9""#,
+            "[]",
+            "{}",
+            r#"[1,"2",{"3":[true,null]}]"#,
+            "\t[ 1 , 2 ]\r\n",
+            r#"{"a":{"b":[]} , "c" : 1}"#,
+            "\"grüße €\"",
+        ] {
+            assert!(valid(text), "{text}");
+            assert!(serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok());
+        }
+    }
+
+    #[test]
+    fn rejects_what_serde_json_rejects() {
+        for text in [
+            "",
+            " ",
+            "01",
+            "1.",
+            ".5",
+            "1e",
+            "-",
+            "+1",
+            "tru",
+            "nul",
+            "[",
+            "]",
+            "[1,]",
+            "[,1]",
+            "{\"a\"}",
+            "{\"a\":}",
+            "{a:1}",
+            "{\"a\":1,}",
+            "\"abc",
+            "\"\\x\"",
+            "\"\\u12g4\"",
+            "\"\u{1}\"",
+            "[1 2]",
+            "1 2",
+            "[]]",
+            "{}}",
+            "[}",
+            "{]",
+            "\"a\"\"b\"",
+        ] {
+            assert_eq!(scan(text, 64, None), Err(ScanError::Invalid), "{text:?}");
+            assert!(serde_json::from_str::<serde::de::IgnoredAny>(text).is_err());
+        }
+    }
+
+    #[test]
+    fn limits_depth_without_recursion() {
+        let deep = format!("{}{}", "[".repeat(33), "]".repeat(33));
+        assert_eq!(scan(&deep, 32, None), Err(ScanError::TooDeep));
+        let ok = format!("{}{}", "[".repeat(32), "]".repeat(32));
+        assert!(scan(&ok, 32, None).is_ok());
+        let huge = format!("{}1{}", "[{\"a\":".repeat(50_000), "}]".repeat(50_000));
+        assert!(scan(&huge, usize::MAX, None).is_ok());
+    }
+
+    #[test]
+    fn reports_shape_and_first_element() {
+        let found = scan(r#" [ "name" , 1 ] "#, 8, None).unwrap();
+        assert_eq!(found.top, Top::Array);
+        assert_eq!(found.first, Some(r#""name""#));
+        assert_eq!(scan("[]", 8, None).unwrap().first, None);
+        assert_eq!(
+            scan(r#"[[1,[2]],3]"#, 8, None).unwrap().first,
+            Some("[1,[2]]")
+        );
+        assert_eq!(scan("{}", 8, None).unwrap().top, Top::Object);
+        assert_eq!(scan("\"x\"", 8, None).unwrap().top, Top::String);
+        assert_eq!(scan("12", 8, None).unwrap().top, Top::Scalar);
+    }
+
+    #[test]
+    fn checks_placeholders() {
+        let ok = |text: &str, count: u64| scan(text, 8, Some(count)).unwrap().placeholders_ok;
+        assert!(ok(r#"["a",{"_placeholder":true,"num":0}]"#, 1));
+        assert!(!ok(r#"["a",{"_placeholder":true,"num":1}]"#, 1));
+        assert!(!ok(r#"["a",{"_placeholder":true}]"#, 1));
+        assert!(!ok(r#"["a",{"_placeholder":true,"num":-1}]"#, 1));
+        assert!(!ok(r#"["a",{"_placeholder":true,"num":0.5}]"#, 1));
+        assert!(ok(r#"["a",{"num":0,"_placeholder":true}]"#, 1));
+        assert!(ok(r#"["a",{"_placeholder":false,"num":9}]"#, 1));
+        assert!(ok(r#"{"\u005fplaceholder":true,"num":0}"#, 1));
+        assert!(!ok(r#"{"\u005fplaceholder":true,"num":3}"#, 1));
+        // Nested deeper, and inside a placeholder nothing is looked at.
+        assert!(!ok(r#"[{"x":[{"_placeholder":true,"num":5}]}]"#, 2));
+        assert!(ok(
+            r#"[{"_placeholder":true,"num":0,"x":{"_placeholder":true,"num":5}}]"#,
+            1
+        ));
+        // Without an attachment count, placeholders are plain objects.
+        assert!(
+            scan(r#"[{"_placeholder":true,"num":5}]"#, 8, None)
+                .unwrap()
+                .placeholders_ok
+        );
+    }
+}

@@ -1,0 +1,70 @@
+//! Replays every committed corpus and regression file through its fuzz target, as an ordinary
+//! test on stable: `cargo test --manifest-path fuzz/Cargo.toml`.
+//!
+//! Layout: `corpus/<target>/*` (seeds and minimized finds) and `regressions/<target>/*`
+//! (inputs that once crashed; each also has its own test below).
+#![allow(clippy::unwrap_used)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use sockeye_fuzz::TARGETS;
+
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<_> = entries
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.is_file())
+        .collect();
+    files.sort();
+    files
+}
+
+fn replay(kind: &str) -> usize {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(kind);
+    let mut count = 0;
+    for (name, target) in TARGETS {
+        for file in files(&root.join(name)) {
+            let data = fs::read(&file).unwrap();
+            eprintln!("{}", file.display());
+            target(&data);
+            count += 1;
+        }
+    }
+    count
+}
+
+#[test]
+fn every_corpus_file_passes_its_target() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
+    for (name, _) in TARGETS {
+        assert!(
+            !files(&root.join(name)).is_empty(),
+            "no seeds for {name} in {}",
+            root.display()
+        );
+    }
+    assert!(replay("corpus") > 0);
+}
+
+#[test]
+fn every_regression_file_passes_its_target() {
+    replay("regressions");
+}
+
+#[test]
+fn assembler_seed_format_round_trips() {
+    use arbitrary::{Arbitrary, Unstructured};
+    use sockeye_fuzz::{Op, Ops};
+    let ops = Ops(vec![
+        Op::Text("51-[\"a\",{\"_placeholder\":true,\"num\":0}]".to_owned()),
+        Op::Binary(vec![1, 2, 3]),
+    ]);
+    let bytes = ops.to_bytes();
+    assert_eq!(
+        Ops::arbitrary_take_rest(Unstructured::new(&bytes)).unwrap(),
+        ops
+    );
+}
