@@ -1163,3 +1163,207 @@ mod tests {
         assert_eq!(events(&mut s), ["msg:one", "bin:2"]);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    //! Random operation sequences against one session on a virtual clock: the invariants hold
+    //! whatever the client and the application do.
+
+    use std::num::NonZeroUsize;
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Send(usize),
+        SendVolatile(usize),
+        Get,
+        GetAborted,
+        Post(Vec<&'static str>),
+        Advance(u64),
+        UpgradeStart,
+        Ws(&'static str),
+        WsClosed(bool),
+        Close,
+        DrainWs,
+        DrainGet,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (1usize..400).prop_map(Op::Send),
+            1 => (1usize..400).prop_map(Op::SendVolatile),
+            3 => Just(Op::Get),
+            1 => Just(Op::GetAborted),
+            2 => proptest::collection::vec(
+                prop_oneof![Just("3"), Just("4hi"), Just("bAQI="), Just("1"), Just("x"), Just("2")],
+                1..4,
+            )
+            .prop_map(Op::Post),
+            3 => (0u64..400).prop_map(Op::Advance),
+            1 => Just(Op::UpgradeStart),
+            3 => prop_oneof![
+                Just("2probe"),
+                Just("5"),
+                Just("3"),
+                Just("4ws"),
+                Just("1"),
+                Just("zz"),
+                Just("2")
+            ]
+            .prop_map(Op::Ws),
+            1 => any::<bool>().prop_map(Op::WsClosed),
+            1 => Just(Op::Close),
+            3 => Just(Op::DrainWs),
+            3 => Just(Op::DrainGet),
+        ]
+    }
+
+    /// Message ids found in a polling body or WebSocket frames (`4#<id>#...`).
+    fn ids_in(text: &str, out: &mut Vec<usize>) {
+        for part in text.split('\x1e') {
+            if let Some((id, _)) = part
+                .strip_prefix("4#")
+                .and_then(|rest| rest.split_once('#'))
+            {
+                out.push(id.parse().unwrap());
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        #[test]
+        fn invariants_hold(start_ws in any::<bool>(), ops in proptest::collection::vec(op(), 1..60)) {
+            let config = SessionConfig::default()
+                .ping_interval(Duration::from_millis(300))
+                .ping_timeout(Duration::from_millis(200))
+                .upgrade_timeout(Duration::from_millis(500))
+                .max_payload(NonZeroUsize::new(1000).unwrap())
+                .max_queued_bytes(NonZeroUsize::new(1500).unwrap());
+            let max_queued = config.max_queued_bytes;
+            let transport = if start_ws { Transport::WebSocket } else { Transport::Polling };
+            let mut now = Instant::now();
+            let mut s = Session::open(Sid::from_random_bytes([1; 16]), Arc::new(config), transport, now);
+            let mut next_id = 0usize;
+            let mut accepted = Vec::new();
+            let mut delivered = Vec::new();
+            let mut closed_events = 0;
+            let mut events_after_close = 0;
+            for op in ops {
+                match op {
+                    Op::Send(len) | Op::SendVolatile(len) => {
+                        let id = next_id;
+                        next_id += 1;
+                        let text = format!("#{id}#{}", "p".repeat(len));
+                        let message = Outgoing::message_text(&text);
+                        let result = if matches!(op, Op::Send(_)) {
+                            s.send(message)
+                        } else {
+                            s.send_volatile(message)
+                        };
+                        if result.is_ok() {
+                            accepted.push(id);
+                        }
+                        if s.is_closed() {
+                            prop_assert!(result.is_err() || result.is_ok());
+                        }
+                    }
+                    Op::Get => {
+                        let _ = s.handle_get(now);
+                    }
+                    Op::GetAborted => s.handle_get_aborted(),
+                    Op::Post(parts) => {
+                        if s.handle_post_start(now).is_ok() {
+                            let body = parts.join("\x1e");
+                            let _ = s.handle_post_body(now, Utf8Bytes::from(body));
+                            s.handle_post_done();
+                        }
+                    }
+                    Op::Advance(ms) => {
+                        now += Duration::from_millis(ms);
+                        s.handle_timeout(now);
+                    }
+                    Op::UpgradeStart => {
+                        let _ = s.handle_upgrade_start(now);
+                    }
+                    Op::Ws(text) => match Packet::decode_text(Utf8Bytes::from_static(text)) {
+                        Ok(packet) => {
+                            let _ = s.handle_packet(now, Transport::WebSocket, packet);
+                        }
+                        Err(error) => {
+                            let _ = s.handle_decode_error(Transport::WebSocket, error);
+                        }
+                    },
+                    Op::WsClosed(error) => s.handle_transport_closed(Transport::WebSocket, error),
+                    Op::Close => s.close(CloseReason::ForcedClose),
+                    Op::DrainWs => {
+                        while let Some(t) = s.poll_transmit(Transport::WebSocket) {
+                            if let Transmit::Message(m) = t {
+                                ids_in(m.text().unwrap().as_str(), &mut delivered);
+                            }
+                        }
+                    }
+                    Op::DrainGet => {
+                        if let Some(body) = s.poll_get_response() {
+                            prop_assert!(body.len() <= 1000);
+                            ids_in(std::str::from_utf8(&body).unwrap(), &mut delivered);
+                        }
+                    }
+                }
+                // Invariants after every step.
+                prop_assert!(s.queued_bytes() <= max_queued);
+                let counted: usize = s
+                    .outbox
+                    .iter()
+                    .map(|t| if let Transmit::Message(m) = t { m.wire_len() } else { 0 })
+                    .sum();
+                prop_assert_eq!(counted, s.queued_bytes());
+                prop_assert_eq!(s.poll_timeout().is_none(), s.is_closed());
+                while let Some(event) = s.poll_event() {
+                    if closed_events > 0 {
+                        events_after_close += 1;
+                    }
+                    if let Event::Closed(_) = event {
+                        closed_events += 1;
+                    }
+                }
+                if s.is_closed() {
+                    prop_assert_eq!(s.send(Outgoing::message_text("late")), Err(SendError::Closed));
+                }
+            }
+            // An open session loses nothing: drain what is left, then everything accepted
+            // has been delivered.
+            if !s.is_closed() {
+                if s.transport() == Transport::WebSocket {
+                    while let Some(t) = s.poll_transmit(Transport::WebSocket) {
+                        if let Transmit::Message(m) = t {
+                            ids_in(m.text().unwrap().as_str(), &mut delivered);
+                        }
+                    }
+                } else {
+                    for _ in 0..100 {
+                        if s.queued_bytes() == 0 {
+                            break;
+                        }
+                        if !s.get_pending {
+                            s.handle_get(now).unwrap();
+                        }
+                        let body = s.poll_get_response().unwrap();
+                        ids_in(std::str::from_utf8(&body).unwrap(), &mut delivered);
+                    }
+                }
+                prop_assert_eq!(&delivered, &accepted);
+            }
+            prop_assert!(closed_events <= 1);
+            prop_assert_eq!(events_after_close, 0);
+            prop_assert_eq!(closed_events == 1, s.is_closed());
+            // Delivered messages: accepted ones, each at most once, in the order sent.
+            prop_assert!(delivered.windows(2).all(|w| w[0] < w[1]), "{:?}", delivered);
+            prop_assert!(delivered.iter().all(|id| accepted.contains(id)));
+        }
+    }
+}
