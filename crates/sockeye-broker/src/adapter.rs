@@ -215,11 +215,15 @@ impl LocalNamespace {
     }
 
     /// Runs `f` on the selected local sockets. The index lock is held only while the recipients
-    /// are copied out (one refcount bump each), never during `f`.
-    pub fn with_selected<R>(&self, selector: &Selector, f: impl FnOnce(&[SocketRef]) -> R) -> R {
+    /// are copied out (one refcount bump each), never during `f`, which may drain the list.
+    pub fn with_selected<R>(
+        &self,
+        selector: &Selector,
+        f: impl FnOnce(&mut Vec<SocketRef>) -> R,
+    ) -> R {
         let mut recipients = RECIPIENTS.with(|cell| std::mem::take(&mut *cell.borrow_mut()));
         self.core.lock_index().collect(selector, &mut recipients);
-        let result = f(&recipients);
+        let result = f(&mut recipients);
         recipients.clear();
         RECIPIENTS.with(|cell| {
             let mut slot = cell.borrow_mut();
@@ -238,7 +242,8 @@ impl LocalNamespace {
         let event = self.outgoing_event_name(message);
         self.with_selected(&opts.selector, |recipients| {
             let mut reached = 0;
-            for socket in recipients {
+            // Draining drops each handle right after its send, while it is still in cache.
+            for socket in recipients.drain(..) {
                 if let Some(event) = &event {
                     socket.notify_outgoing(event, message);
                 }
@@ -264,7 +269,7 @@ impl LocalNamespace {
         let flags = opts.flags.send_flags();
         let event = self.outgoing_event_name(message);
         self.with_selected(&opts.selector, |recipients| {
-            for socket in recipients {
+            for socket in recipients.iter() {
                 socket.track_ack(ack_id);
             }
             self.core.insert_acks(
@@ -274,7 +279,7 @@ impl LocalNamespace {
                     .map(|s| ((s.id(), ack_id), AckWaiter::Many(sink.clone()))),
             );
             let mut expected = 0;
-            for socket in recipients {
+            for socket in recipients.iter() {
                 if let Some(event) = &event {
                     socket.notify_outgoing(event, message);
                 }
@@ -320,7 +325,7 @@ impl LocalNamespace {
 
     /// Disconnects the selected local sockets.
     pub fn disconnect_sockets(&self, opts: &BroadcastOptions, close: bool) {
-        let sockets = self.with_selected(&opts.selector, <[SocketRef]>::to_vec);
+        let sockets = self.with_selected(&opts.selector, std::mem::take);
         for socket in sockets {
             if close {
                 socket.disconnect_all();

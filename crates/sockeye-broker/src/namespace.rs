@@ -359,6 +359,24 @@ impl Namespace {
         self.broadcast().emit(event, data).await
     }
 
+    /// Every socket of the namespace, on every node that answered in time.
+    ///
+    /// # Errors
+    /// The adapter's error.
+    pub async fn fetch_sockets(
+        &self,
+    ) -> Result<crate::adapter::Partial<Vec<crate::adapter::SocketInfo>>, crate::AdapterError> {
+        self.broadcast().fetch_sockets().await
+    }
+
+    /// Disconnects every socket of the namespace (`close`: their whole Engine.IO sessions).
+    ///
+    /// # Errors
+    /// The adapter's error.
+    pub async fn disconnect_sockets(&self, close: bool) -> Result<(), crate::AdapterError> {
+        self.broadcast().disconnect(close).await
+    }
+
     /// Sends an event to the other server nodes (not to clients) and collects their answers
     /// until the ack timeout. With the in-memory adapter there is no other node: the answer
     /// list is empty.
