@@ -104,7 +104,8 @@ start_server() { # name scheme flags...
   local port log pid url
   port=$(free_port)
   log="$results/server-$name.log"
-  env "${unset_args[@]}" RUST_LOG="${RUST_LOG:-info}" "$bin" --host 127.0.0.1 --port "$port" "$@" >"$log" 2>&1 &
+  # Debug logs: the token check at the end then covers more than the default level.
+  env "${unset_args[@]}" RUST_LOG="${SOCKEYE_INTEROP_LOG:-debug}" "$bin" --host 127.0.0.1 --port "$port" "$@" >"$log" 2>&1 &
   pid=$!
   url="$scheme://127.0.0.1:$port"
   for _ in $(seq 200); do

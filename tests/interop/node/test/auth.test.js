@@ -339,3 +339,68 @@ describe('JWKS (--jwt-jwks with one RS256 key, kid "interop-rs256")', () => {
     await assertUnauthorized(url, { auth: { token: jwt.sign(jwt.claims(), { alg: 'none', header }) } }, 'bad_algorithm');
   });
 });
+
+describe('the header and query of the request that opened the Engine.IO session count', () => {
+  let url;
+  before(async () => { ({ url } = await h.server('default')); });
+
+  /** Polls until the Socket.IO answer to CONNECT arrives; returns that packet's text. */
+  async function connectAnswer(sess) {
+    for (let i = 0; i < 5; i++) {
+      const res = await h.request(sess);
+      assert.equal(res.status, 200, res.body);
+      const packet = res.body.split('\x1e').find((p) => p.startsWith('40') || p.startsWith('44'));
+      if (packet) return packet;
+    }
+    throw new Error('no CONNECT answer');
+  }
+  const reasonOf = (packet) => {
+    assert.ok(packet.startsWith('44'), `CONNECT_ERROR expected, got ${packet}`);
+    return JSON.parse(packet.slice(2)).data.reason;
+  };
+  const session = (open, extra = '') => `${url}/socket.io/?EIO=4&transport=polling&sid=${open.sid}${extra}`;
+
+  test('Bearer on the polling handshake; CONNECT posted later without it: accepted', async () => {
+    const open = await h.pollingHandshake(url, { headers: bearer(token()) });
+    assert.equal((await h.request(session(open), { method: 'POST', body: '40' })).status, 200);
+    assert.match(await connectAnswer(session(open)), /^40\{"sid":"/);
+  });
+
+  test('?token= on the polling handshake; CONNECT posted later without it: accepted', async () => {
+    const res = await h.request(`${url}/socket.io/?EIO=4&transport=polling&token=${token()}`);
+    assert.equal(res.status, 200, res.body);
+    const withToken = JSON.parse(res.body.slice(1));
+    await h.request(session(withToken), { method: 'POST', body: '40' });
+    assert.match(await connectAnswer(session(withToken)), /^40\{"sid":"/);
+  });
+
+  test('a Bearer header only on the later POST is not a source: missing', async () => {
+    const open = await h.pollingHandshake(url);
+    await h.request(session(open), { method: 'POST', headers: bearer(token()), body: '40' });
+    assert.equal(reasonOf(await connectAnswer(session(open))), 'missing');
+  });
+
+  test('a ?token= only on the later POST is not a source: missing', async () => {
+    const open = await h.pollingHandshake(url);
+    await h.request(session(open, `&token=${token()}`), { method: 'POST', body: '40' });
+    assert.equal(reasonOf(await connectAnswer(session(open))), 'missing');
+  });
+
+  test('after an upgrade, the header of the WebSocket upgrade request is not a source: missing', async () => {
+    const open = await h.pollingHandshake(url);
+    const WebSocket = require('ws');
+    const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/socket.io/?EIO=4&transport=websocket&sid=${open.sid}`,
+      { headers: bearer(token()) });
+    const frames = [];
+    ws.on('message', (d) => frames.push(d.toString()));
+    await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+    ws.send('2probe');
+    await h.eventually(() => frames.includes('3probe'), 3000, '3probe');
+    ws.send('5');
+    ws.send('40');
+    await h.eventually(() => frames.some((f) => f.startsWith('4')), 3000, 'CONNECT answer over WebSocket');
+    const packet = frames.find((f) => f.startsWith('4'));
+    assert.equal(reasonOf(packet), 'missing');
+    ws.close();
+  });
+});
