@@ -91,6 +91,26 @@ describe('listen address and config file', () => {
   });
 });
 
+describe('defaults', () => {
+  test('the connection cap per address defaults to 256', async () => {
+    const srv = await h.spawnServer(['--jwt-secret', h.SECRET]);
+    try {
+      const sids = [];
+      for (let i = 0; i < 256; i++) {
+        const res = await request(`${srv.url}/socket.io/?EIO=4&transport=polling`);
+        assert.equal(res.status, 200, `session ${i + 1} of 256: ${res.status} ${res.body}`);
+        sids.push(JSON.parse(res.body.slice(1)).sid);
+      }
+      const over = await request(`${srv.url}/socket.io/?EIO=4&transport=polling`);
+      assert.notEqual(over.status, 200, 'the 257th session from one address is refused');
+      // Closing one session (Engine.IO close packet) makes room again.
+      await request(`${srv.url}/socket.io/?EIO=4&transport=polling&sid=${sids[0]}`, { method: 'POST', body: '1' });
+      await h.eventually(async () => (await request(`${srv.url}/socket.io/?EIO=4&transport=polling`)).status === 200,
+        5000, 'a session after one closed');
+    } finally { await srv.stop(); }
+  });
+});
+
 describe('a bad value stops the server with a message naming the setting', () => {
   const CASES = [
     ['--rate-limit nope', ['--rate-limit', 'nope'], {}, /rate[-_]limit/i],

@@ -148,6 +148,23 @@ describe('room broadcasts', () => {
     await none(outsider.socket, 'message', 300);
   });
 
+  test('fan-out: 30 members on mixed transports each receive every message, in order', async () => {
+    const room = roomName('fanout');
+    const members = [];
+    for (let i = 0; i < 30; i++) {
+      const transports = [['websocket'], ['polling'], ['polling', 'websocket']][i % 3];
+      members.push(await user(url, { transports }));
+    }
+    for (const m of members) await ack(m.socket, 'join', room);
+    const inboxes = members.map((m) => collect(m.socket, 'message'));
+    const sender = members[0];
+    for (let i = 0; i < 5; i++) assert.equal((await ack(sender.socket, 'message', { content: `f${i}`, room })).ok, true);
+    for (const [i, inbox] of inboxes.entries()) {
+      const got = await inbox.until(5, 5000);
+      assert.deepEqual(got.map((m) => m.content), ['f0', 'f1', 'f2', 'f3', 'f4'], `member ${i}`);
+    }
+  });
+
   test('a message to a room the sender is not in is NOT_IN_ROOM (ack), and reaches nobody', async () => {
     const room = roomName();
     const a = await user(url);

@@ -108,6 +108,35 @@ describe('Engine.IO handshake (defaults of the reference server)', () => {
     ws.close();
   });
 
+  test('the default maxPayload (1,000,000 bytes) closes a polling session with 413', async () => {
+    const { sid } = await pollingHandshake(url);
+    const res = await request(`${url}/socket.io/?EIO=4&transport=polling&sid=${sid}`, {
+      method: 'POST', headers: { 'Content-Type': 'text/plain;charset=UTF-8' }, body: `4${'x'.repeat(1000100)}`,
+    });
+    assert.equal(res.status, 413);
+  });
+
+  test('an upgrade that never completes is dropped after the 10 s upgrade timeout; polling goes on', async () => {
+    const WebSocket = require('ws');
+    const { sid } = await pollingHandshake(url);
+    const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/socket.io/?EIO=4&transport=websocket&sid=${sid}`);
+    const frames = [];
+    ws.on('message', (d) => frames.push(d.toString()));
+    await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+    ws.send('2probe');
+    await h.eventually(() => frames.includes('3probe'), 3000, '3probe');
+    const started = Date.now();
+    await closed(ws, 16000); // never sends "5"
+    const waited = Date.now() - started;
+    assert.ok(waited > 8000 && waited < 15000, `upgrade dropped after ${waited} ms, expected about 10 s`);
+    const sess = `${url}/socket.io/?EIO=4&transport=polling&sid=${sid}`;
+    const post = await request(sess, { method: 'POST', body: `40${JSON.stringify({ token: jwt.sign(jwt.claims(), { secret: h.SECRET }) })}` });
+    assert.equal(post.status, 200, 'the polling session is still open');
+    let body = '';
+    for (let i = 0; i < 3 && !body.includes('40{'); i++) body += (await request(sess)).body;
+    assert.match(body, /40\{"sid":"/);
+  });
+
   test('an unknown sid is refused with 400', async () => {
     const res = await request(`${url}/socket.io/?EIO=4&transport=polling&sid=doesnotexist`);
     assert.equal(res.status, 400);
