@@ -96,9 +96,14 @@ pub enum Incoming {
 
 /// Decodes one WebSocket text frame with the codec.
 pub fn classify(frame: tungstenite::Utf8Bytes) -> Incoming {
-    let Ok(text) = Utf8Bytes::try_from_bytes(bytes::Bytes::from(frame)) else {
-        return Incoming::Other;
-    };
+    match Utf8Bytes::try_from_bytes(bytes::Bytes::from(frame)) {
+        Ok(text) => classify_text(text),
+        Err(_) => Incoming::Other,
+    }
+}
+
+/// Decodes one WebSocket text message with the codec.
+pub fn classify_text(text: Utf8Bytes) -> Incoming {
     match engineio::Packet::decode_text(text) {
         Ok(engineio::Packet::Ping(_)) => Incoming::Ping,
         Ok(engineio::Packet::Close) => Incoming::Closed,

@@ -8,6 +8,7 @@ pub mod client;
 pub mod hist;
 pub mod jwt;
 pub mod procfs;
+pub mod rawws;
 pub mod run;
 pub mod summary;
 pub mod target;

@@ -11,7 +11,7 @@ use futures_util::stream::SplitSink;
 use futures_util::{SinkExt as _, StreamExt as _};
 use memchr::memmem;
 use serde::Serialize;
-use sockeye_codec::socketio;
+use sockeye_codec::{Utf8Bytes, socketio};
 use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
@@ -19,6 +19,7 @@ use tokio_tungstenite::tungstenite::Message;
 use super::client::{self, Connection, Incoming, Ws};
 use super::hist::Histogram;
 use super::procfs;
+use super::rawws::{Frame, FrameReader};
 use super::target::Target;
 
 /// The marker that starts every generated `content`: `@`, the message's sequence number and its
@@ -31,6 +32,8 @@ const STAMP_LEN: usize = 1 + 16 + 16;
 /// decoding each delivery (the codec validates the JSON) made the generator cost as much CPU
 /// per delivery as the servers under test.
 const MESSAGE_PREFIX: &[u8] = br#"42["message","#;
+/// The Engine.IO pong, as the receivers' lean reader sends it.
+const PONG: &[u8] = b"3";
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -733,21 +736,38 @@ fn hex(digits: &[u8]) -> Option<u64> {
     })
 }
 
-async fn receive_loop(mut ws: Ws, shared: &Shared, idx: usize) {
+async fn receive_loop(ws: Ws, shared: &Shared, idx: usize) {
+    // The setup is over and the server sends nothing until the first message: tungstenite's
+    // read buffer is empty, and the bare socket goes to the lean reader.
+    let mut reader = FrameReader::new(ws.into_inner());
     let mut last_seq = None;
-    while let Some(frame) = ws.next().await {
-        let text = match frame {
-            Ok(Message::Text(text)) => text,
-            Ok(Message::Close(_)) | Err(_) => break,
-            Ok(_) => continue,
+    loop {
+        let text = match reader.next_frame().await {
+            Frame::Text(text) => text,
+            Frame::Ping(payload) => {
+                let payload = payload.to_vec();
+                if reader.pong(&payload).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+            Frame::Closed => break,
+            _ => continue,
         };
-        if text.as_bytes().starts_with(MESSAGE_PREFIX) {
-            shared.on_message(idx, text.as_bytes(), &mut last_seq);
+        if text.starts_with(MESSAGE_PREFIX) {
+            shared.on_message(idx, text, &mut last_seq);
             continue;
         }
-        match client::classify(text) {
+        let Ok(text) = Utf8Bytes::try_from_bytes(bytes::Bytes::copy_from_slice(text)) else {
+            continue;
+        };
+        match client::classify_text(text) {
             Incoming::Event(p) => shared.on_event(idx, &p, &mut last_seq),
-            Incoming::Ping if ws.send(client::pong_frame()).await.is_err() => break,
+            Incoming::Ping => {
+                if reader.send_text(PONG).await.is_err() {
+                    break;
+                }
+            }
             Incoming::Closed => break,
             _ => {}
         }
