@@ -763,11 +763,7 @@ async fn receive_loop(ws: Ws, shared: &Shared, idx: usize) {
         };
         match client::classify_text(text) {
             Incoming::Event(p) => shared.on_event(idx, &p, &mut last_seq),
-            Incoming::Ping => {
-                if reader.send_text(PONG).await.is_err() {
-                    break;
-                }
-            }
+            Incoming::Ping if reader.send_text(PONG).await.is_err() => break,
             Incoming::Closed => break,
             _ => {}
         }
