@@ -4,4 +4,5 @@
 #![allow(clippy::unwrap_used)]
 #![allow(missing_docs, missing_debug_implementations, clippy::exhaustive_enums)]
 
+pub mod app;
 pub mod eio;
