@@ -177,7 +177,8 @@ fn deserialize_payload<T: DeserializeOwned>(ctx: &EventContext) -> Result<T, ser
 }
 
 /// Every argument of the event as raw JSON with its attachments, ready to be emitted or
-/// acknowledged unchanged (placeholders keep pointing at the same attachments).
+/// acknowledged unchanged (placeholders keep pointing at the same attachments). In connect
+/// handlers and middleware: the auth object (`{}` when none) as one argument, byte for byte.
 #[derive(Clone, Debug)]
 pub struct RawArgs(pub Args);
 
