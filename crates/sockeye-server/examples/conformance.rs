@@ -21,8 +21,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use serde_json::Value;
-use sockeye_broker::{AckSender, Broker, BrokerConfig, Data, NamespaceBuilder, RawArgs, SocketRef};
+use sockeye_broker::{AckSender, Broker, BrokerConfig, NamespaceBuilder, RawArgs, SocketRef};
 use sockeye_codec::{Outgoing, Utf8Bytes};
 use sockeye_engine::server::{Cors, RemoteAddr};
 use sockeye_engine::{CloseReason, Engine, EngineConfig, Handler, HandshakeInfo, SessionHandle};
@@ -48,8 +47,9 @@ impl Handler for Echo {
 
 /// The handlers of both Socket.IO namespaces.
 fn handlers(ns: NamespaceBuilder) -> NamespaceBuilder {
-    ns.on_connect(async |socket: SocketRef, Data(auth): Data<Value>| {
-        let _ = socket.emit("auth", &auth);
+    // The CONNECT payload comes back byte for byte (`{}` when there was none).
+    ns.on_connect(async |socket: SocketRef, RawArgs(auth): RawArgs| {
+        let _ = socket.emit_args("auth", auth);
     })
     .on(
         "message",
