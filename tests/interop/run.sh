@@ -145,19 +145,17 @@ export SOCKEYE_INTEROP_TOKENS="$results/tokens.txt"
 : >"$SOCKEYE_INTEROP_TOKENS"
 
 # --- suites -------------------------------------------------------------------------------------
-# Node's test runner: spec to the terminal, TAP to a file whose summary is counted.
+# Node's test runner with the spec reporter, copied to a file whose summary lines are counted.
 node_suite() { # label dir
-  local label=$1 dir=$2 tap="$results/$1.tap"
+  local label=$1 dir=$2 out="$results/$1.out"
   say "suite: $label (node --test $dir/)"
-  (cd "$here/node" && node --test --test-timeout=120000 \
-    --test-reporter=spec --test-reporter-destination=stdout \
-    --test-reporter=tap --test-reporter-destination="$tap" "$dir/")
+  (cd "$here/node" && node --test --test-timeout=120000 --test-reporter=spec "$dir/") 2>&1 | tee "$out"
   local p f c s t
-  p=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$tap" | tail -1)
-  f=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$tap" | tail -1)
-  c=$(sed -n 's/^# cancelled \([0-9]*\)$/\1/p' "$tap" | tail -1)
-  s=$(sed -n 's/^# skipped \([0-9]*\)$/\1/p' "$tap" | tail -1)
-  t=$(sed -n 's/^# todo \([0-9]*\)$/\1/p' "$tap" | tail -1)
+  p=$(sed -n 's/^ℹ pass \([0-9]*\)$/\1/p' "$out" | tail -1)
+  f=$(sed -n 's/^ℹ fail \([0-9]*\)$/\1/p' "$out" | tail -1)
+  c=$(sed -n 's/^ℹ cancelled \([0-9]*\)$/\1/p' "$out" | tail -1)
+  s=$(sed -n 's/^ℹ skipped \([0-9]*\)$/\1/p' "$out" | tail -1)
+  t=$(sed -n 's/^ℹ todo \([0-9]*\)$/\1/p' "$out" | tail -1)
   if [[ -z $p || -z $f ]]; then
     say "$label: no summary from node --test"
     fail 1
