@@ -12,7 +12,9 @@ use crate::adapter::{AdapterFactory, MemoryAdapter};
 use crate::connection::Connection;
 use crate::handler::TypeMap;
 use crate::handshake::Handshake;
-use crate::namespace::{DEFAULT_ACK_TIMEOUT, Namespace, NamespaceBuilder, NsConfig};
+use crate::namespace::{
+    ConnectGuard, DEFAULT_ACK_TIMEOUT, Namespace, NamespaceBuilder, NsConfig, Registry,
+};
 use crate::transport::{EngineInfo, Transport};
 
 /// Broker settings, defaults equal to the reference server.
@@ -21,6 +23,7 @@ pub struct BrokerConfig {
     pub(crate) connect_timeout: Duration,
     pub(crate) ack_timeout: Duration,
     pub(crate) limits: Limits,
+    pub(crate) cleanup_dynamic: bool,
 }
 
 impl Default for BrokerConfig {
@@ -29,6 +32,7 @@ impl Default for BrokerConfig {
             connect_timeout: Duration::from_secs(45),
             ack_timeout: DEFAULT_ACK_TIMEOUT,
             limits: Limits::default(),
+            cleanup_dynamic: true,
         }
     }
 }
@@ -45,6 +49,15 @@ impl BrokerConfig {
     #[must_use]
     pub fn ack_timeout(mut self, timeout: Duration) -> Self {
         self.ack_timeout = timeout;
+        self
+    }
+
+    /// Whether a dynamic namespace is removed once its last socket leaves (default `true`, so
+    /// names a client invents do not pile up; the reference's
+    /// `cleanupEmptyChildNamespaces`, whose default is `false`).
+    #[must_use]
+    pub fn cleanup_empty_dynamic_namespaces(mut self, cleanup: bool) -> Self {
+        self.cleanup_dynamic = cleanup;
         self
     }
 
@@ -192,6 +205,7 @@ impl BrokerBuilder {
                 Utf8Bytes::from(name.as_str()),
                 Arc::new(config),
                 shared.clone(),
+                None,
             );
             fixed.insert(name.into_boxed_str(), ns);
         }
@@ -205,7 +219,7 @@ impl BrokerBuilder {
                 shared,
                 fixed,
                 dynamic,
-                children: RwLock::new(HashMap::new()),
+                children: Arc::new(RwLock::new(HashMap::new())),
             }),
         }
     }
@@ -225,7 +239,7 @@ struct BrokerInner {
     shared: Arc<BrokerShared>,
     fixed: HashMap<Box<str>, Namespace>,
     dynamic: Vec<(NamespaceMatcher, Arc<NsConfig>)>,
-    children: RwLock<HashMap<Box<str>, Namespace>>,
+    children: Arc<Registry>,
 }
 
 impl fmt::Debug for Broker {
@@ -295,10 +309,25 @@ impl Broker {
         &self.inner.shared
     }
 
-    /// The namespace a CONNECT names: fixed, existing dynamic, or a new dynamic one.
-    pub(crate) fn resolve(&self, name: &str, handshake: &Handshake) -> Option<Namespace> {
-        if let Some(ns) = self.namespace(name) {
-            return Some(ns);
+    /// The namespace a CONNECT names: fixed, existing dynamic, or a new dynamic one. The
+    /// guard keeps a dynamic namespace alive until the CONNECT is finished.
+    pub(crate) fn resolve(
+        &self,
+        name: &str,
+        handshake: &Handshake,
+    ) -> Option<(Namespace, ConnectGuard)> {
+        if let Some(ns) = self.inner.fixed.get(name) {
+            return Some((ns.clone(), ns.begin_connect()));
+        }
+        {
+            let children = self
+                .inner
+                .children
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(ns) = children.get(name) {
+                return Some((ns.clone(), ns.begin_connect()));
+            }
         }
         let (_, config) = self
             .inner
@@ -310,14 +339,22 @@ impl Broker {
             .children
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let registry = self
+            .inner
+            .shared
+            .config
+            .cleanup_dynamic
+            .then(|| Arc::downgrade(&self.inner.children));
         let ns = children.entry(Box::from(name)).or_insert_with(|| {
             Namespace::new(
                 Utf8Bytes::from(name),
                 config.clone(),
                 self.inner.shared.clone(),
+                registry,
             )
         });
-        Some(ns.clone())
+        let guard = ns.begin_connect();
+        Some((ns.clone(), guard))
     }
 }
 

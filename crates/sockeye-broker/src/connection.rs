@@ -260,7 +260,7 @@ impl Connection {
     /// A CONNECT to a namespace this session has no socket in.
     fn connect(&mut self, packet: Packet) {
         let handshake = Handshake::new(self.shared.info.clone(), packet.data, SystemTime::now());
-        let Some(ns) = self.broker.resolve(packet.namespace.as_str(), &handshake) else {
+        let Some((ns, guard)) = self.broker.resolve(packet.namespace.as_str(), &handshake) else {
             let refusal = ConnectError::new("Invalid namespace");
             let reply = Packet::connect_error(packet.namespace, Utf8Bytes::from(refusal.to_json()));
             let _ = self
@@ -282,9 +282,11 @@ impl Connection {
         let middlewares = ns.config().connect_middlewares.clone();
         if middlewares.is_empty() {
             finish_connect(&ns, &socket, Ok(()));
+            drop(guard);
             return;
         }
         let future: BoxFuture<'static, ()> = Box::pin(async move {
+            let _guard = guard;
             let ctx = connect_ctx(&socket);
             let mut result = Ok(());
             for middleware in &middlewares {

@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use sockeye_codec::socketio::AckId;
@@ -224,7 +224,14 @@ pub(crate) struct NsInner {
     pub(crate) shared: Arc<BrokerShared>,
     pub(crate) local: Arc<LocalCore>,
     pub(crate) adapter: Arc<dyn Adapter>,
+    /// For a dynamic namespace: the registry it is removed from once empty.
+    registry: Option<Weak<Registry>>,
+    /// CONNECTs resolved to this namespace and not finished yet (they keep it alive).
+    pending_connects: AtomicUsize,
 }
+
+/// The dynamic namespaces created so far, by name.
+pub(crate) type Registry = RwLock<HashMap<Box<str>, Namespace>>;
 
 /// What one node knows about a namespace: its sockets, rooms and pending acks.
 pub(crate) struct LocalCore {
@@ -232,7 +239,8 @@ pub(crate) struct LocalCore {
     pub(crate) index: Mutex<RoomIndex<SocketRef>>,
     pub(crate) acks: Mutex<AckTable<(SocketId, AckId), AckWaiter>>,
     ack_notify: Arc<Notify>,
-    ack_driver: OnceLock<()>,
+    /// Whether the ack-timeout task runs; read and written with the `acks` lock held.
+    ack_driver_running: AtomicBool,
     next_ack: AtomicU64,
     pub(crate) room_listeners: Vec<RoomListener>,
     pub(crate) any_outgoing: Vec<OutgoingListener>,
@@ -293,13 +301,18 @@ impl fmt::Debug for Namespace {
 }
 
 impl Namespace {
-    pub(crate) fn new(name: Utf8Bytes, config: Arc<NsConfig>, shared: Arc<BrokerShared>) -> Self {
+    pub(crate) fn new(
+        name: Utf8Bytes,
+        config: Arc<NsConfig>,
+        shared: Arc<BrokerShared>,
+        registry: Option<Weak<Registry>>,
+    ) -> Self {
         let local = Arc::new(LocalCore {
             name,
             index: Mutex::new(RoomIndex::new()),
             acks: Mutex::new(AckTable::new()),
             ack_notify: Arc::new(Notify::new()),
-            ack_driver: OnceLock::new(),
+            ack_driver_running: AtomicBool::new(false),
             next_ack: AtomicU64::new(0),
             room_listeners: config.on_room_event.clone(),
             any_outgoing: config.any_outgoing.clone(),
@@ -312,7 +325,45 @@ impl Namespace {
                 shared,
                 local,
                 adapter,
+                registry,
+                pending_connects: AtomicUsize::new(0),
             }),
+        }
+    }
+
+    /// A CONNECT resolved to this namespace (called with the registry lock held).
+    pub(crate) fn begin_connect(&self) -> ConnectGuard {
+        self.inner.pending_connects.fetch_add(1, Ordering::AcqRel);
+        ConnectGuard(self.clone())
+    }
+
+    /// Removes an empty dynamic namespace from the registry, so names a client invents do not
+    /// pile up. A namespace with sockets or CONNECTs in progress stays.
+    pub(crate) fn cleanup_if_empty(&self) {
+        let Some(registry) = self.inner.registry.as_ref().and_then(Weak::upgrade) else {
+            return;
+        };
+        let busy = || {
+            self.inner.pending_connects.load(Ordering::Acquire) > 0
+                || self.inner.local.lock_index().socket_count() > 0
+        };
+        if busy() {
+            return;
+        }
+        // CONNECTs register under the registry lock, so holding it for writing settles it.
+        let mut map = registry
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if busy() {
+            return;
+        }
+        let name = self.name();
+        if map
+            .get(name)
+            .is_some_and(|ns| Arc::ptr_eq(&ns.inner, &self.inner))
+        {
+            map.remove(name);
+            tracing::debug!(namespace = name, "empty dynamic namespace removed");
         }
     }
 
@@ -494,14 +545,14 @@ impl LocalCore {
         AckId(self.next_ack.fetch_add(1, Ordering::Relaxed))
     }
 
-    /// Registers pending acks, all with the same deadline, and wakes the timer driver if the
-    /// earliest deadline moved.
+    /// Registers pending acks, all with the same deadline, and wakes the timer task if the
+    /// earliest deadline moved (or starts it: it runs only while acks are pending).
     pub(crate) fn insert_acks(
         self: &Arc<Self>,
         deadline: Instant,
         entries: impl IntoIterator<Item = ((SocketId, AckId), AckWaiter)>,
     ) {
-        let moved = {
+        let (moved, start) = {
             let mut acks = self.lock_acks();
             let before = acks.poll_timeout();
             for (key, waiter) in entries {
@@ -509,17 +560,10 @@ impl LocalCore {
                     old.deliver(key.0, Err(AckError::Timeout));
                 }
             }
-            before.is_none_or(|b| deadline < b)
+            let start = !self.ack_driver_running.swap(true, Ordering::AcqRel);
+            (before.is_none_or(|b| deadline < b), start)
         };
-        self.ensure_ack_driver();
-        if moved {
-            self.ack_notify.notify_one();
-        }
-    }
-
-    /// Starts the namespace's single ack-timeout task on first use.
-    fn ensure_ack_driver(self: &Arc<Self>) {
-        self.ack_driver.get_or_init(|| {
+        if start {
             let weak: Weak<Self> = Arc::downgrade(self);
             let notify = self.ack_notify.clone();
             match tokio::runtime::Handle::try_current() {
@@ -528,16 +572,26 @@ impl LocalCore {
                 }
                 Err(_) => tracing::error!("acks used outside a tokio runtime: no timeouts"),
             }
-        });
+        } else if moved {
+            self.ack_notify.notify_one();
+        }
     }
 
-    /// Takes the pending acks whose deadline passed and fails them with a timeout.
+    /// Takes the pending acks whose deadline passed and fails them with a timeout. Returns the
+    /// next deadline; `None` means the table is empty and the timer task must stop (it is
+    /// marked stopped under the same lock an insert takes, so no deadline is missed).
     pub(crate) fn expire_acks(&self, now: Instant) -> Option<Instant> {
         let mut expired = Vec::new();
         let next = {
             let mut acks = self.lock_acks();
             acks.handle_timeout(now, &mut expired);
-            acks.poll_timeout()
+            let next = acks.poll_timeout();
+            if acks.is_empty() {
+                self.ack_driver_running.store(false, Ordering::Release);
+                None
+            } else {
+                next
+            }
         };
         for ((socket, ack), waiter) in expired {
             if let Some(s) = self.lock_index().value(socket).cloned() {
@@ -584,7 +638,8 @@ impl LocalCore {
 }
 
 /// The ack-timeout task of one namespace: sleeps until the earliest deadline, expires what is
-/// due, repeats; woken early when an earlier deadline is inserted. Ends with the namespace.
+/// due, repeats; woken early when an earlier deadline is inserted. Runs only while acks are
+/// pending (the next insert starts it again) and ends with the namespace.
 async fn ack_driver(local: Weak<LocalCore>, notify: Arc<Notify>) {
     loop {
         let next = {
@@ -592,16 +647,22 @@ async fn ack_driver(local: Weak<LocalCore>, notify: Arc<Notify>) {
             let now = tokio::time::Instant::now().into_std();
             local.expire_acks(now)
         };
-        match next {
-            Some(deadline) => {
-                let deadline = tokio::time::Instant::from_std(deadline);
-                tokio::select! {
-                    () = tokio::time::sleep_until(deadline) => {}
-                    () = notify.notified() => {}
-                }
-            }
-            None => notify.notified().await,
+        let Some(deadline) = next else { return };
+        let deadline = tokio::time::Instant::from_std(deadline);
+        tokio::select! {
+            () = tokio::time::sleep_until(deadline) => {}
+            () = notify.notified() => {}
         }
+    }
+}
+
+/// Keeps a namespace from being cleaned up while a CONNECT to it is in progress.
+pub(crate) struct ConnectGuard(Namespace);
+
+impl Drop for ConnectGuard {
+    fn drop(&mut self) {
+        self.0.inner.pending_connects.fetch_sub(1, Ordering::AcqRel);
+        self.0.cleanup_if_empty();
     }
 }
 

@@ -469,6 +469,7 @@ impl SocketRef {
         for handler in &config.on_disconnect {
             run_now_or_spawn(handler.call(&self.reason_ctx(reason)));
         }
+        ns.cleanup_if_empty();
     }
 
     fn reason_ctx(&self, reason: DisconnectReason) -> EventContext {

@@ -200,3 +200,18 @@ async fn broadcast_with_ack_to_nobody_ends_at_once() {
     assert_eq!(stream.expected(), 0);
     assert!(stream.collect_all().await.is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_timer_task_stops_when_idle_and_restarts() {
+    let broker = broker();
+    let (_client, socket) = connect(&broker);
+    for _ in 0..3 {
+        let ack = socket
+            .timeout(Duration::from_millis(50))
+            .emit_with_ack("q", &1)
+            .unwrap();
+        assert_eq!(ack.await, Err(AckError::Timeout));
+        // Idle: the task has nothing to wait for and ends; the next emit starts a new one.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}

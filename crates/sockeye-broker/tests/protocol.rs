@@ -476,3 +476,34 @@ async fn server_side_events_reach_listeners_through_the_adapter_seam() {
     });
     assert_eq!(answer.unwrap()["got"], "1");
 }
+
+#[tokio::test]
+async fn empty_dynamic_namespaces_are_removed_and_come_back() {
+    let broker = Broker::builder()
+        .dynamic_namespace(NamespaceMatcher::glob("/room-*"), |ns| ns)
+        .build();
+    for i in 0..1000 {
+        let mut client = Client::open(&broker);
+        client.connect(&format!("/room-{i}"));
+        client
+            .conn
+            .on_engine_close(DisconnectReason::TransportClose);
+    }
+    assert!(broker.namespaces().is_empty(), "no invented name is kept");
+    let mut a = Client::open(&broker);
+    let mut b = Client::open(&broker);
+    a.connect("/room-x");
+    b.connect("/room-x");
+    a.text("1/room-x,").unwrap();
+    assert_eq!(broker.namespace("/room-x").unwrap().socket_count(), 1);
+    b.text("1/room-x,").unwrap();
+    assert!(broker.namespace("/room-x").is_none());
+    let kept = Broker::builder()
+        .config(BrokerConfig::default().cleanup_empty_dynamic_namespaces(false))
+        .dynamic_namespace(NamespaceMatcher::glob("/room-*"), |ns| ns)
+        .build();
+    let mut c = Client::open(&kept);
+    c.connect("/room-y");
+    c.text("1/room-y,").unwrap();
+    assert!(kept.namespace("/room-y").is_some());
+}
