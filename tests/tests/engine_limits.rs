@@ -44,6 +44,7 @@ async fn a_websocket_client_that_never_reads_is_closed_by_the_slow_consumer_poli
     };
     assert_eq!(outcome, SendError::SlowConsumer);
     assert_eq!(server.closed(&sid).await, CloseReason::SlowConsumer);
+    assert_eq!(server.engine.stats().slow_consumer_closes, 1);
     assert_eq!(handle.send(message), Err(SendError::Closed));
     assert_eq!(handle.queued_bytes(), 0);
     // The connection is cut rather than left to drain.
@@ -94,6 +95,8 @@ async fn volatile_messages_are_dropped_not_queued() {
     handle.send(big.clone()).unwrap();
     assert_eq!(handle.send_volatile(big), Err(SendError::Dropped));
     assert!(!handle.is_closed());
+    assert_eq!(server.engine.stats().volatile_dropped, 1);
+    assert_eq!(server.engine.stats().slow_consumer_closes, 0);
     let body = client.get().await;
     assert_eq!(body.body.len(), 200 * 1024 + 1);
 }

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Instant;
 
@@ -36,6 +36,28 @@ impl fmt::Debug for Engine {
     }
 }
 
+/// Engine-wide counters (see [`Engine::stats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct EngineStats {
+    /// Sessions opened.
+    pub sessions_opened: u64,
+    /// Sessions closed, for any reason.
+    pub sessions_closed: u64,
+    /// Sessions closed by the slow-consumer policy.
+    pub slow_consumer_closes: u64,
+    /// Volatile messages dropped because a queue was full.
+    pub volatile_dropped: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    opened: AtomicU64,
+    closed: AtomicU64,
+    slow_consumer: AtomicU64,
+    volatile_dropped: AtomicU64,
+}
+
 pub(crate) struct EngineInner {
     pub(crate) config: EngineConfig,
     pub(crate) session_config: Arc<SessionConfig>,
@@ -50,6 +72,7 @@ pub(crate) struct EngineInner {
     pub(crate) drivers: AtomicUsize,
     /// Signalled when a session is removed or a driver ends (shutdown waits on it).
     pub(crate) changed: Notify,
+    pub(crate) counters: Counters,
     pub(crate) graceful: tokio::sync::watch::Sender<bool>,
 }
 
@@ -80,6 +103,7 @@ impl Engine {
                 abort: Notify::new(),
                 drivers: AtomicUsize::new(0),
                 changed: Notify::new(),
+                counters: Counters::default(),
                 graceful: tokio::sync::watch::Sender::new(false),
             }),
         }
@@ -93,6 +117,17 @@ impl Engine {
     /// The session with this id, if it is open.
     pub fn session(&self, sid: Sid) -> Option<SessionHandle> {
         self.inner.lookup(sid).map(SessionHandle)
+    }
+
+    /// Counters since the engine started.
+    pub fn stats(&self) -> EngineStats {
+        let c = &self.inner.counters;
+        EngineStats {
+            sessions_opened: c.opened.load(Ordering::Relaxed),
+            sessions_closed: c.closed.load(Ordering::Relaxed),
+            slow_consumer_closes: c.slow_consumer.load(Ordering::Relaxed),
+            volatile_dropped: c.volatile_dropped.load(Ordering::Relaxed),
+        }
     }
 
     /// How many sessions are open.
@@ -208,6 +243,10 @@ impl EngineInner {
                         });
                     } else {
                         self.remove(shared);
+                    }
+                    self.counters.closed.fetch_add(1, Ordering::Relaxed);
+                    if reason == CloseReason::SlowConsumer {
+                        self.counters.slow_consumer.fetch_add(1, Ordering::Relaxed);
                     }
                     self.handler.on_close(&handle, reason);
                 }
@@ -365,7 +404,16 @@ impl SessionHandle {
     /// # Errors
     /// [`SendError::Dropped`], or as [`SessionHandle::send`].
     pub fn send_volatile(&self, message: Outgoing) -> Result<(), SendError> {
-        self.0.update(|s| s.send_volatile(message))
+        let result = self.0.update(|s| s.send_volatile(message));
+        if result == Err(SendError::Dropped)
+            && let Some(engine) = self.0.engine.upgrade()
+        {
+            engine
+                .counters
+                .volatile_dropped
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        result
     }
 
     /// Closes the session. With [`CloseReason::ForcedClose`] (what an application normally

@@ -30,7 +30,7 @@ mod ws_frame;
 
 pub use body::EngineBody;
 pub use config::{AllowedOrigins, Cors, EngineConfig};
-pub use engine::{Engine, SessionHandle};
+pub use engine::{Engine, EngineStats, SessionHandle};
 pub use handler::{Handler, HandshakeInfo, Refusal, RemoteAddr};
 
 /// The current time, from tokio's clock (so tests with a paused clock see virtual time).
