@@ -298,6 +298,137 @@ pub fn summarize(jsonl: &str, noise_max: f64) -> String {
         }
         out.push_str("\n\n");
     }
+    out.push_str(&targets(&runs, noise_max));
+    out
+}
+
+/// The median of `get` over the clean runs of `label` in `scenario` (or over all its runs when
+/// none is clean, flagged `false`).
+fn cell(
+    runs: &[Value],
+    scenario: &str,
+    label: &str,
+    get: fn(&Value) -> Option<f64>,
+    noise_max: f64,
+) -> Option<(f64, bool)> {
+    let rs: Vec<&Value> = runs
+        .iter()
+        .filter(|r| text(r, "scenario") == scenario && text(r, "label") == label)
+        .collect();
+    let clean = rs
+        .iter()
+        .filter(|r| is_clean(r, noise_max))
+        .filter_map(|r| get(r))
+        .collect();
+    match median(clean) {
+        Some(v) => Some((v, true)),
+        None => median(rs.iter().filter_map(|r| get(r)).collect()).map(|v| (v, false)),
+    }
+}
+
+/// One speed target of issue 7: sockeye's value divided by socketioxide's, in a scenario.
+struct Target {
+    what: &'static str,
+    scenarios: &'static [&'static str],
+    get: fn(&Value) -> Option<f64>,
+    /// The ratio must be at least this (when `at_least`) or at most this.
+    bound: f64,
+    at_least: bool,
+}
+
+const TARGETS: &[Target] = &[
+    Target {
+        what: "deliveries/s at saturation without loss",
+        scenarios: &["saturate-1k", "saturate-500"],
+        get: |r| num(r, "deliveries_per_sec").filter(|_| r["deliveries_lost"].as_u64() == Some(0)),
+        bound: 2.0,
+        at_least: true,
+    },
+    Target {
+        what: "server CPU per delivery at saturation",
+        scenarios: &["saturate-1k", "saturate-500"],
+        get: |r| num(r, "server_cpu_ns_per_delivery"),
+        bound: 0.5,
+        at_least: false,
+    },
+    Target {
+        what: "server CPU per delivery, 5,000 receivers at 10 msg/s",
+        scenarios: &["fanout-5k-10hz", "fanout-500-10hz"],
+        get: |r| num(r, "server_cpu_ns_per_delivery"),
+        bound: 0.5,
+        at_least: false,
+    },
+    Target {
+        what: "p99 latency, 5,000 receivers at 10 msg/s",
+        scenarios: &["fanout-5k-10hz", "fanout-500-10hz"],
+        get: |r| r.pointer("/latency_us/p99").and_then(Value::as_f64),
+        bound: 0.5,
+        at_least: false,
+    },
+    Target {
+        what: "memory per idle WebSocket connection",
+        scenarios: &["idle-5k", "idle-500"],
+        get: |r| num(r, "server_bytes_per_conn"),
+        bound: 0.25,
+        at_least: false,
+    },
+];
+
+/// The issue's targets against socketioxide, and sockeye's loss over every run.
+fn targets(runs: &[Value], noise_max: f64) -> String {
+    let has = |label: &str| runs.iter().any(|r| text(r, "label") == label);
+    if !has("sockeye") || !has("socketioxide") {
+        return String::new();
+    }
+    let mut out = String::from(
+        "### Targets (issue 7): sockeye ÷ socketioxide\n\n| target | scenario | ratio | bound | met |\n|---|---|---:|---:|---|\n",
+    );
+    for t in TARGETS {
+        let Some(scenario) = t.scenarios.iter().copied().find(|s| {
+            runs.iter()
+                .any(|r| text(r, "scenario") == *s && text(r, "label") == "sockeye")
+        }) else {
+            continue;
+        };
+        let ours = cell(runs, scenario, "sockeye", t.get, noise_max);
+        let theirs = cell(runs, scenario, "socketioxide", t.get, noise_max);
+        let (ratio, met) = match (ours, theirs) {
+            (Some((a, _)), Some((b, _))) if b != 0.0 => {
+                let ratio = a / b;
+                let met = if t.at_least {
+                    ratio >= t.bound
+                } else {
+                    ratio <= t.bound
+                };
+                (format!("{ratio:.2}×"), if met { "yes" } else { "**no**" })
+            }
+            _ => ("-".to_owned(), "-"),
+        };
+        let bound = format!("{} {:.2}×", if t.at_least { "≥" } else { "≤" }, t.bound);
+        let _ = writeln!(
+            out,
+            "| {} | {scenario} | {ratio} | {bound} | {met} |",
+            t.what
+        );
+    }
+    let ours: Vec<&Value> = runs
+        .iter()
+        .filter(|r| text(r, "label") == "sockeye")
+        .collect();
+    let lost: u64 = ours
+        .iter()
+        .filter_map(|r| r["deliveries_lost"].as_u64())
+        .sum();
+    let expected: u64 = ours
+        .iter()
+        .filter_map(|r| r["deliveries_expected"].as_u64())
+        .sum();
+    let _ = writeln!(
+        out,
+        "| zero loss at every rate (sockeye, all runs) | all | {lost} lost of {expected} | 0 | {} |",
+        if lost == 0 { "yes" } else { "**no**" }
+    );
+    out.push('\n');
     out
 }
 
@@ -339,6 +470,24 @@ mod tests {
             table.contains("| lost / expected deliveries (all runs) | 0 / 165 |"),
             "{table}"
         );
+    }
+
+    #[test]
+    fn checks_targets_against_socketioxide() {
+        let jsonl = [
+            line("sockeye", 500.0, 0.0),
+            line("socketioxide", 200.0, 0.0),
+        ]
+        .join("\n")
+        .replace("\"scenario\":\"s\"", "\"scenario\":\"saturate-1k\"");
+        let table = summarize(&jsonl, 0.25);
+        assert!(
+            table.contains(
+                "| deliveries/s at saturation without loss | saturate-1k | 2.50× | ≥ 2.00× | yes |"
+            ),
+            "{table}"
+        );
+        assert!(table.contains("| 0 lost of 55 | 0 | yes |"), "{table}");
     }
 
     #[test]
