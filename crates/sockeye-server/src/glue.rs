@@ -2,6 +2,7 @@
 //! [`Transport`], plus the connect-timeout timer and the per-address connection cap.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
@@ -30,7 +31,7 @@ pub(crate) struct Glue {
     limiter: ConnectionLimiter,
     trust_proxy: bool,
     secure: bool,
-    sessions: Mutex<HashMap<Sid, Arc<Entry>>>,
+    sessions: Sessions,
     next_key: AtomicU64,
     connect_timeouts: Arc<Scheduler<u64, Instant>>,
     /// Sessions by timer key, for the connect-timeout task.
@@ -85,6 +86,31 @@ impl Entry {
     }
 }
 
+/// The sessions by id, in shards so that sessions on different threads rarely share a lock
+/// (every message looks its session up).
+struct Sessions {
+    hasher: RandomState,
+    shards: [Mutex<HashMap<Sid, Arc<Entry>>>; SHARDS],
+}
+
+const SHARDS: usize = 32;
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Self {
+            hasher: RandomState::new(),
+            shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),
+        }
+    }
+}
+
+impl Sessions {
+    fn shard(&self, sid: Sid) -> &Mutex<HashMap<Sid, Arc<Entry>>> {
+        let index = usize::try_from(self.hasher.hash_one(sid) % SHARDS as u64).unwrap_or(0);
+        &self.shards[index % SHARDS]
+    }
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -103,7 +129,7 @@ impl Glue {
             limiter,
             trust_proxy,
             secure,
-            sessions: Mutex::new(HashMap::new()),
+            sessions: Sessions::default(),
             next_key: AtomicU64::new(0),
             connect_timeouts: Arc::new(Scheduler::new()),
             timer_keys: Mutex::new(HashMap::new()),
@@ -139,7 +165,9 @@ impl Glue {
     }
 
     fn entry(&self, session: &SessionHandle) -> Option<Arc<Entry>> {
-        lock(&self.sessions).get(&session.sid()).cloned()
+        lock(self.sessions.shard(session.sid()))
+            .get(&session.sid())
+            .cloned()
     }
 
     fn engine_info(&self, session: &SessionHandle, request: &HandshakeInfo) -> EngineInfo {
@@ -222,7 +250,7 @@ impl Handler for Glue {
             websocket: AtomicBool::new(websocket),
             _permit: permit,
         });
-        lock(&self.sessions).insert(session.sid(), entry.clone());
+        lock(self.sessions.shard(session.sid())).insert(session.sid(), entry.clone());
         self.schedule(&entry, deadline);
     }
 
@@ -250,7 +278,7 @@ impl Handler for Glue {
     }
 
     fn on_close(&self, session: &SessionHandle, reason: CloseReason) {
-        let Some(entry) = lock(&self.sessions).remove(&session.sid()) else {
+        let Some(entry) = lock(self.sessions.shard(session.sid())).remove(&session.sid()) else {
             return;
         };
         self.metrics.session_closed(entry.kind());
