@@ -312,6 +312,7 @@ fn connect_ctx(socket: &SocketRef) -> EventContext {
         attachments: Vec::new(),
         ack_id: None,
         reason: None,
+        rooms: None,
     }
 }
 

@@ -38,6 +38,7 @@ use sockeye_codec::socketio::AckId;
 
 use crate::args::{Args, nth_arg};
 use crate::error::{ConnectError, EmitError, ExtractError, Rejected};
+use crate::id::Room;
 use crate::socket::SocketRef;
 use crate::transport::DisconnectReason;
 
@@ -52,6 +53,8 @@ pub struct EventContext {
     pub(crate) attachments: Vec<Bytes>,
     pub(crate) ack_id: Option<AckId>,
     pub(crate) reason: Option<DisconnectReason>,
+    /// The rooms at the start of a disconnect, for `disconnecting` handlers.
+    pub(crate) rooms: Option<Vec<Room>>,
 }
 
 #[derive(Debug)]
@@ -108,7 +111,7 @@ impl EventContext {
     message = "`{Self}` cannot be used as a handler argument",
     label = "not an extractor",
     note = "extractors: SocketRef, Data<T>, TryData<T>, RawArgs, Bin, AckSender, State<S>, \
-            Extension<T>, Event, DisconnectReason, and Option<E> of any of them"
+            Extension<T>, Event, Rooms, DisconnectReason, and Option<E> of any of them"
 )]
 pub trait FromContext: Sized {
     /// Builds the argument.
@@ -138,6 +141,20 @@ impl FromContext for DisconnectReason {
                 "no disconnect reason outside disconnect handlers",
             ))
         })
+    }
+}
+
+/// The socket's rooms, its own first. In a `disconnecting` handler: the rooms it was in when
+/// the disconnect began, even after the handler's first `.await` (when the socket has already
+/// left them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rooms(pub Vec<Room>);
+
+impl FromContext for Rooms {
+    fn from_context(ctx: &EventContext) -> Result<Self, ExtractError> {
+        Ok(Self(
+            ctx.rooms.clone().unwrap_or_else(|| ctx.socket.rooms()),
+        ))
     }
 }
 

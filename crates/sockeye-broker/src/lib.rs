@@ -26,7 +26,7 @@ pub use broker::{Broker, BrokerBuilder, BrokerConfig, NamespaceMatcher};
 pub use connection::{Connection, ProtocolViolation};
 pub use error::{AckError, AdapterError, ConnectError, EmitError, ExtractError, Rejected};
 pub use handler::{
-    AckSender, Bin, Data, Event, Extension, FromContext, Handler, RawArgs, State, TryData,
+    AckSender, Bin, Data, Event, Extension, FromContext, Handler, RawArgs, Rooms, State, TryData,
 };
 pub use handshake::Handshake;
 pub use id::{IntoRooms, Room, SOCKET_ID_LEN, SocketId};

@@ -391,6 +391,7 @@ impl SocketRef {
             attachments,
             ack_id,
             reason: None,
+            rooms: None,
         };
         for listener in &config.any_incoming {
             run_now_or_spawn(listener.call(&ctx));
@@ -445,8 +446,12 @@ impl SocketRef {
             let _ = self.send(Outgoing::socketio(&packet, Vec::new()), SendFlags::DEFAULT);
         }
         let config = ns.config().clone();
-        for handler in &config.on_disconnecting {
-            run_now_or_spawn(handler.call(&self.reason_ctx(reason)));
+        if !config.on_disconnecting.is_empty() {
+            let mut ctx = self.reason_ctx(reason);
+            ctx.rooms = Some(self.rooms());
+            for handler in &config.on_disconnecting {
+                run_now_or_spawn(handler.call(&ctx));
+            }
         }
         let mut events = Vec::new();
         ns.core().lock_index().remove(self.inner.id, &mut events);
@@ -479,6 +484,7 @@ impl SocketRef {
             attachments: Vec::new(),
             ack_id: None,
             reason: Some(reason),
+            rooms: None,
         }
     }
 }

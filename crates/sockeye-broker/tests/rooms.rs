@@ -212,10 +212,17 @@ async fn room_lifecycle_events_and_disconnecting_sees_rooms() {
             ns.on_room_event(move |ns, event| {
                 e.lock().unwrap().push((ns.to_owned(), event.clone()))
             })
-            .on_disconnecting(move |socket: SocketRef| {
-                before.lock().unwrap().push(socket.rooms().len());
-                std::future::ready(())
-            })
+            .on_disconnecting(
+                move |socket: SocketRef, sockeye_broker::Rooms(rooms): sockeye_broker::Rooms| {
+                    before.lock().unwrap().push(socket.rooms().len());
+                    let before = before.clone();
+                    async move {
+                        tokio::task::yield_now().await;
+                        // After the first await the socket has left, but the snapshot stays.
+                        before.lock().unwrap().push(rooms.len());
+                    }
+                },
+            )
             .on_disconnect(move |socket: SocketRef| {
                 after.lock().unwrap().push(socket.rooms().len());
                 std::future::ready(())
@@ -227,7 +234,7 @@ async fn room_lifecycle_events_and_disconnecting_sees_rooms() {
     let socket = broker.namespace("/").unwrap().socket(id).unwrap();
     socket.join("r");
     client.text("1").unwrap();
-    let events = events.lock().unwrap();
+    let events = events.lock().unwrap().clone();
     let kinds: Vec<RoomEvent> = events.iter().map(|(_, e)| e.clone()).collect();
     let r = sockeye_broker::Room::new("r");
     assert_eq!(
@@ -239,6 +246,9 @@ async fn room_lifecycle_events_and_disconnecting_sees_rooms() {
             RoomEvent::Deleted(r)
         ]
     );
-    assert_eq!(*rooms_at_disconnecting.lock().unwrap(), [2]);
+    for _ in 0..5 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(*rooms_at_disconnecting.lock().unwrap(), [2, 2]);
     assert_eq!(*rooms_at_disconnect.lock().unwrap(), [0]);
 }
