@@ -181,6 +181,71 @@ describe('two people chatting through sockeye', () => {
   });
 });
 
+describe('cross-origin pages in a real browser (CORS as Chromium enforces it)', () => {
+  // The page comes from a tiny static server (another origin) and opens io(<sockeye URL>).
+  let srv;
+  let pageUrl;
+  before(async () => {
+    srv = http.createServer((req, res) => {
+      const file = req.url === '/' ? PAGE : req.url === '/vendor/socket.io.min.js' ? VENDOR : null;
+      if (!file) { res.writeHead(404).end(); return; }
+      res.writeHead(200, { 'Content-Type': file === PAGE ? 'text/html; charset=utf-8' : 'text/javascript' });
+      res.end(fs.readFileSync(file));
+    });
+    await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+    pageUrl = `http://localhost:${srv.address().port}/`;
+  });
+  after(() => new Promise((r) => srv.close(r)));
+
+  /** In the page: connect to `target`, send one message, report what happened. */
+  async function tryFromPage(target, transports) {
+    const p = await openPage(pageUrl);
+    const token = h.jwt.sign(h.jwt.claims({ sub: 'cross' }), { secret: h.SECRET });
+    const result = await p.page.evaluate(({ target, transports, token }) => new Promise((resolve) => {
+      const s = window.io(target, { auth: { token }, transports, reconnection: false, timeout: 5000 });
+      const done = (r) => { s.close(); resolve(r); };
+      s.on('connect_error', (e) => done({ connected: false, error: e.message }));
+      s.on('connect', () => {
+        s.timeout(5000).emit('message', { content: 'from another origin' }, (err, res) => done({ connected: true, ack: err ? String(err) : res }));
+      });
+      setTimeout(() => done({ connected: false, error: 'timeout' }), 8000);
+    }), { target, transports, token });
+    await p.context.close();
+    return result;
+  }
+
+  for (const transports of [['polling'], ['websocket']]) {
+    test(`${transports[0]}: --cors-origins * lets a page from another origin connect and chat`, async () => {
+      const { url } = await h.server('corsany');
+      const r = await tryFromPage(url, transports);
+      assert.equal(r.connected, true, JSON.stringify(r));
+      assert.equal(r.ack && r.ack.ok, true, JSON.stringify(r));
+    });
+
+    test(`${transports[0]}: with no origins configured, a page from another origin is refused`, async () => {
+      const { url } = await h.server('default');
+      const r = await tryFromPage(url, transports);
+      assert.equal(r.connected, false, JSON.stringify(r));
+    });
+
+    test(`${transports[0]}: the page's origin listed in --cors-origins connects and chats`, async () => {
+      const origin = pageUrl.replace(/\/$/, '');
+      const own = await h.spawnServer(['--jwt-secret', h.SECRET, '--cors-origins', `http://other.sockeye.test,${origin}`]);
+      try {
+        const r = await tryFromPage(own.url, transports);
+        assert.equal(r.connected, true, JSON.stringify(r));
+        assert.equal(r.ack && r.ack.ok, true, JSON.stringify(r));
+      } finally { await own.stop(); }
+    });
+
+    test(`${transports[0]}: an origin outside --cors-origins is refused`, async () => {
+      const { url } = await h.server('cors');
+      const r = await tryFromPage(url, transports);
+      assert.equal(r.connected, false, JSON.stringify(r));
+    });
+  }
+});
+
 describe('development mode pre-fills the token', () => {
   let url;
   before(async () => { ({ url } = await h.server('dev')); });
