@@ -71,7 +71,7 @@ fn run(mut settings: Settings) -> anyhow::Result<()> {
         let token = mint_token(
             secret.as_bytes(),
             &settings,
-            "dev",
+            "dev-user",
             Duration::from_secs(86_400),
         )?;
         settings.jwt.secret = Some(secret);
@@ -131,7 +131,7 @@ fn print_dev_banner(url: &str, token: &str) {
     println!("  server made a random secret that lives only as long as this process.");
     println!();
     println!("  Example page: {url}");
-    println!("  Token (sub \"dev\", valid 24 h):");
+    println!("  Token (sub \"dev-user\", valid 24 h):");
     println!("  {token}");
     println!("{line}");
     tracing::warn!("development mode: random JWT secret, not for production");

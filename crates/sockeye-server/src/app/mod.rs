@@ -169,6 +169,11 @@ impl App {
         let at = self.verifier.expires_at(claims);
         self.lock_sockets().insert(socket.id(), socket.clone());
         self.expiry.insert(socket.id(), UnixSecs(at));
+        // A disconnect that ran before this insert (on another thread) removed nothing: undo.
+        if !socket.connected() {
+            self.lock_sockets().remove(&socket.id());
+            self.expiry.remove(&socket.id());
+        }
     }
 
     fn verify_handshake(&self, socket: &SocketRef) -> Result<Claims, Rejection> {
