@@ -244,6 +244,9 @@ impl LocalNamespace {
             let mut reached = 0;
             // Draining drops each handle right after its send, while it is still in cache.
             for socket in recipients.drain(..) {
+                if !socket.is_announced() {
+                    continue; // its CONNECT reply is not queued yet: it joins after this message
+                }
                 if let Some(event) = &event {
                     socket.notify_outgoing(event, message);
                 }
@@ -269,6 +272,7 @@ impl LocalNamespace {
         let flags = opts.flags.send_flags();
         let event = self.outgoing_event_name(message);
         self.with_selected(&opts.selector, |recipients| {
+            recipients.retain(SocketRef::is_announced);
             for socket in recipients.iter() {
                 socket.track_ack(ack_id);
             }

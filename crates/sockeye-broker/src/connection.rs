@@ -342,7 +342,7 @@ fn finish_connect(ns: &Namespace, socket: &SocketRef, result: Result<(), Connect
         let Some(position) = position else {
             return;
         };
-        if slots.closed || !socket.set_connected() {
+        if slots.closed || !socket.set_accepted() {
             slots.list.remove(position);
             return;
         }
@@ -354,6 +354,9 @@ fn finish_connect(ns: &Namespace, socket: &SocketRef, result: Result<(), Connect
     conn.joined.store(true, Ordering::Release);
     let reply = Packet::connect_ok(name, socket.id().as_str());
     let _ = socket.send(Outgoing::socketio(&reply, Vec::new()), SendFlags::DEFAULT);
+    if !socket.set_connected() {
+        return; // closed in the meantime
+    }
     let config = ns.config().clone();
     if !config.on_connect.is_empty() {
         let ctx = connect_ctx(socket);

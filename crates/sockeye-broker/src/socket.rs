@@ -52,7 +52,10 @@ struct SocketParts {
     pending_acks: Vec<AckId>,
 }
 
+/// In its connect middleware: not in the index, not reachable.
 const CONNECTING: u8 = 0;
+/// In the index, CONNECT reply not queued yet: broadcasts skip it, so the reply comes first.
+const ACCEPTED: u8 = 4;
 const CONNECTED: u8 = 1;
 const DISCONNECTING: u8 = 2;
 const DISCONNECTED: u8 = 3;
@@ -303,11 +306,28 @@ impl SocketRef {
 
     // ----- internals ---------------------------------------------------------------------------
 
+    /// CONNECTING -> ACCEPTED, when the socket enters the index.
+    pub(crate) fn set_accepted(&self) -> bool {
+        self.inner
+            .state
+            .compare_exchange(CONNECTING, ACCEPTED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// ACCEPTED -> CONNECTED, once the CONNECT reply is queued. Fails if it was closed since.
     pub(crate) fn set_connected(&self) -> bool {
         self.inner
             .state
-            .compare_exchange(CONNECTING, CONNECTED, Ordering::AcqRel, Ordering::Acquire)
+            .compare_exchange(ACCEPTED, CONNECTED, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
+    }
+
+    /// Whether broadcasts may reach the socket (its CONNECT reply is queued).
+    pub(crate) fn is_announced(&self) -> bool {
+        matches!(
+            self.inner.state.load(Ordering::Acquire),
+            CONNECTED | DISCONNECTING
+        )
     }
 
     pub(crate) fn is_disconnected(&self) -> bool {
@@ -420,25 +440,24 @@ impl SocketRef {
     /// Disconnects the socket: `disconnecting` handlers (rooms still known), leave every room,
     /// fail pending acks, `disconnect` handlers. Runs once; later calls do nothing.
     pub(crate) fn close(&self, reason: DisconnectReason, send_packet: bool) {
-        if self
-            .inner
-            .state
-            .compare_exchange(
-                CONNECTED,
-                DISCONNECTING,
+        let mut state = self.inner.state.load(Ordering::Acquire);
+        loop {
+            let next = match state {
+                CONNECTED | ACCEPTED => DISCONNECTING,
+                // Still in its connect middleware: mark it so the connect does not finish.
+                CONNECTING => DISCONNECTED,
+                _ => return,
+            };
+            match self.inner.state.compare_exchange(
+                state,
+                next,
                 Ordering::AcqRel,
                 Ordering::Acquire,
-            )
-            .is_err()
-        {
-            // A socket still in its connect middleware: mark it so the connect does not finish.
-            let _ = self.inner.state.compare_exchange(
-                CONNECTING,
-                DISCONNECTED,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            );
-            return;
+            ) {
+                Ok(_) if next == DISCONNECTED => return,
+                Ok(_) => break,
+                Err(actual) => state = actual,
+            }
         }
         let ns = self.inner.ns.clone();
         if send_packet {
