@@ -514,7 +514,13 @@ impl PayloadBuilder {
 
     fn fits(&self, encoded_len: usize) -> bool {
         let separator = usize::from(self.packets > 0);
-        self.packets == 0 || self.body.len() + separator + encoded_len <= self.limit
+        self.packets == 0
+            || self
+                .body
+                .len()
+                .saturating_add(separator)
+                .saturating_add(encoded_len)
+                <= self.limit
     }
 
     fn separate(&mut self) {

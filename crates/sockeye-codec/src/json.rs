@@ -46,6 +46,20 @@ pub(crate) fn scan(
         bytes: text.as_bytes(),
         max_depth,
         attachments,
+        first_only: false,
+    }
+    .run()
+}
+
+/// Reads a top-level array only as far as its first element: returns the shape and that
+/// element's raw text, without looking at the rest (which [`scan`] checked at decode).
+pub(crate) fn scan_first(text: &str) -> Result<Scan<'_>, ScanError> {
+    Scanner {
+        text,
+        bytes: text.as_bytes(),
+        max_depth: usize::MAX,
+        attachments: None,
+        first_only: true,
     }
     .run()
 }
@@ -55,6 +69,7 @@ struct Scanner<'a> {
     bytes: &'a [u8],
     max_depth: usize,
     attachments: Option<u64>,
+    first_only: bool,
 }
 
 /// An object key, as far as placeholders care.
@@ -78,14 +93,15 @@ enum Done {
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Frame {
+    /// The last `num` value, when it was a non-negative integer.
+    num: Option<u64>,
     object: bool,
     key: Key,
     placeholder: bool,
-    num: Option<u64>,
     invalid: bool,
 }
 
-const INLINE_FRAMES: usize = 16;
+const INLINE_FRAMES: usize = 8;
 
 /// The open arrays and objects: inline for the usual shallow data, spilling to the heap.
 struct Stack {
@@ -217,6 +233,13 @@ impl<'a> Scanner<'a> {
                     && let Some(start) = first_start
                 {
                     first = self.text.get(start..at);
+                    if self.first_only {
+                        return Ok(Scan {
+                            top,
+                            first,
+                            placeholders_ok: true,
+                        });
+                    }
                 }
                 let Some(frame) = stack.top_mut() else {
                     // The top-level value is complete: only whitespace may follow.
@@ -303,33 +326,56 @@ impl<'a> Scanner<'a> {
         let mut at = at + 1;
         let mut escaped = false;
         loop {
-            let rest = self.bytes.get(at..).ok_or(ScanError::Invalid)?;
-            let stop = memchr::memchr2(b'"', b'\\', rest).ok_or(ScanError::Invalid)?;
-            // Control characters must be escaped inside strings.
-            let plain = rest.get(..stop).unwrap_or_default();
-            if plain
-                .iter()
-                .fold(false, |control, &byte| control | (byte < 0x20))
-            {
-                return Err(ScanError::Invalid);
-            }
-            at += stop;
-            if self.byte(at) == Some(b'"') {
-                return Ok((at + 1, escaped));
-            }
-            escaped = true;
-            at += match self.byte(at + 1) {
-                Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => 2,
-                Some(b'u') => {
-                    let hex = self.bytes.get(at + 2..at + 6).ok_or(ScanError::Invalid)?;
-                    if !hex.iter().all(u8::is_ascii_hexdigit) {
-                        return Err(ScanError::Invalid);
-                    }
-                    6
+            at = self.skip_plain(at);
+            match self.byte(at) {
+                Some(b'"') => return Ok((at + 1, escaped)),
+                Some(b'\\') => {
+                    escaped = true;
+                    at += match self.byte(at + 1) {
+                        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => 2,
+                        Some(b'u') => {
+                            let hex = self.bytes.get(at + 2..at + 6).ok_or(ScanError::Invalid)?;
+                            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                                return Err(ScanError::Invalid);
+                            }
+                            6
+                        }
+                        _ => return Err(ScanError::Invalid),
+                    };
                 }
+                // A control character (they must be escaped) or the end of the text.
                 _ => return Err(ScanError::Invalid),
-            };
+            }
         }
+    }
+
+    /// Skips what may stand unescaped in a string (anything but `"`, `\` and control
+    /// characters), eight bytes at a time: returns the position of the first byte that may not.
+    fn skip_plain(&self, mut at: usize) -> usize {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGH: u64 = 0x8080_8080_8080_8080;
+        // The classic "has a zero byte" and "has a byte less than n" tests: the lowest flagged
+        // byte of each is exact (false positives only appear above a true one).
+        while let Some(chunk) = self.bytes.get(at..at + 8) {
+            let word = u64::from_le_bytes(<[u8; 8]>::try_from(chunk).unwrap_or_default());
+            let quote = word ^ (ONES * u64::from(b'"'));
+            let backslash = word ^ (ONES * u64::from(b'\\'));
+            let special = ((quote.wrapping_sub(ONES) & !quote)
+                | (backslash.wrapping_sub(ONES) & !backslash)
+                | (word.wrapping_sub(ONES * 0x20) & !word))
+                & HIGH;
+            if special != 0 {
+                return at + (special.trailing_zeros() / 8) as usize;
+            }
+            at += 8;
+        }
+        while self
+            .byte(at)
+            .is_some_and(|byte| byte != b'"' && byte != b'\\' && byte >= 0x20)
+        {
+            at += 1;
+        }
+        at
     }
 
     fn literal(&self, at: usize, word: &[u8]) -> Result<usize, ScanError> {
@@ -364,7 +410,8 @@ impl<'a> Scanner<'a> {
             }
             at = self.required_digits(at)?;
         }
-        let index = if !negative && at == integer_end {
+        // Only placeholders care about the value.
+        let index = if self.attachments.is_some() && !negative && at == integer_end {
             self.bytes
                 .get(start..at)
                 .and_then(crate::socketio::parse_u64)
@@ -497,6 +544,38 @@ mod tests {
         assert_eq!(scan("{}", 8, None).unwrap().top, Top::Object);
         assert_eq!(scan("\"x\"", 8, None).unwrap().top, Top::String);
         assert_eq!(scan("12", 8, None).unwrap().top, Top::Scalar);
+    }
+
+    #[test]
+    fn skips_plain_string_bytes_in_chunks() {
+        // Every position of each special byte, across the 8-byte chunk boundaries.
+        for len in 0..24 {
+            for special in [b'"', b'\\', 0x01, 0x1f] {
+                let mut text = vec![b'a'; len];
+                text.extend_from_slice("é€".as_bytes());
+                let stop = text.len();
+                text.push(special);
+                text.extend_from_slice(b"tail\"");
+                let text = String::from_utf8(text).unwrap();
+                let scanner = Scanner {
+                    text: &text,
+                    bytes: text.as_bytes(),
+                    max_depth: 1,
+                    attachments: None,
+                    first_only: false,
+                };
+                assert_eq!(scanner.skip_plain(0), stop, "{len} {special}");
+            }
+        }
+    }
+
+    #[test]
+    fn scan_first_stops_after_the_first_element() {
+        let found = scan_first(r#"[ "a" , this is not read"#).unwrap();
+        assert_eq!(found.first, Some(r#""a""#));
+        assert_eq!(scan_first("[]").unwrap().first, None);
+        assert_eq!(scan_first("{}").unwrap().top, Top::Object);
+        assert_eq!(scan_first("[x"), Err(ScanError::Invalid));
     }
 
     #[test]

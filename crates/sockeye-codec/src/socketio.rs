@@ -24,9 +24,8 @@ use std::borrow::Cow;
 use std::fmt;
 
 use bytes::{Bytes, BytesMut};
-use serde::de::{self, IgnoredAny};
+use serde::de;
 use serde::{Serialize, Serializer};
-use serde_json::value::RawValue;
 
 use crate::Utf8Bytes;
 use crate::json::{self, ScanError, Top};
@@ -666,36 +665,28 @@ const JSON_WHITESPACE: [char; 4] = [' ', '\t', '\n', '\r'];
 /// Reads only the first element of a JSON array: its raw text and what follows it (starting at
 /// the `,` or `]`), or `None` for an empty array. The rest of the array is not parsed.
 fn leading_element(data: &str) -> Result<Option<(&str, &str)>, PayloadError> {
-    let Some(rest) = data.trim_start_matches(JSON_WHITESPACE).strip_prefix('[') else {
+    let scan = json::scan_first(data).map_err(|_| PayloadError::InvalidJson)?;
+    if scan.top != Top::Array {
         return Err(not_an_array(data));
-    };
-    let rest = rest.trim_start_matches(JSON_WHITESPACE);
-    if rest.starts_with(']') {
-        return Ok(None);
     }
-    let mut deserializer = serde_json::Deserializer::from_str(rest);
-    let first = <&RawValue as de::Deserialize<'_>>::deserialize(&mut deserializer)
-        .map_err(|_| PayloadError::InvalidJson)?
-        .get();
-    // `first` is a sub-slice of `rest`: find what follows it.
+    let Some(first) = scan.first else {
+        return Ok(None);
+    };
+    // `first` is a sub-slice of `data`: find what follows it.
     let end = (first.as_ptr() as usize)
-        .checked_sub(rest.as_ptr() as usize)
+        .checked_sub(data.as_ptr() as usize)
         .and_then(|start| start.checked_add(first.len()))
         .ok_or(PayloadError::InvalidJson)?;
-    let after = rest
+    let after = data
         .get(end..)
         .ok_or(PayloadError::InvalidJson)?
         .trim_start_matches(JSON_WHITESPACE);
-    if after.starts_with([',', ']']) {
-        Ok(Some((first, after)))
-    } else {
-        Err(PayloadError::InvalidJson)
-    }
+    Ok(Some((first, after)))
 }
 
-/// The error for data that does not start with `[`.
+/// The error for data that is not an array: is it JSON at all?
 fn not_an_array(data: &str) -> PayloadError {
-    if serde_json::from_str::<IgnoredAny>(data).is_ok() {
+    if json::scan(data, usize::MAX, None).is_ok() {
         PayloadError::NotAnArray
     } else {
         PayloadError::InvalidJson
@@ -744,6 +735,9 @@ fn check_data(
 /// The event name in an event's first element: a string (unescaped) or a number (its text).
 fn name_of(first: &str) -> Option<Cow<'_, str>> {
     match first.as_bytes().first()? {
+        b'"' if !first.contains('\\') => first
+            .get(1..first.len().saturating_sub(1))
+            .map(Cow::Borrowed),
         b'"' => serde_json::from_str::<Cow<'_, str>>(first).ok(),
         b'-' | b'0'..=b'9' => Some(Cow::Borrowed(first)),
         _ => None,
@@ -939,7 +933,11 @@ fn push_json_string(text: &str, out: &mut String) {
 /// Validation helpers reused by the property tests and fuzzers.
 impl Packet {
     /// Whether decoding this packet's encoding should give it back unchanged: the namespace
-    /// starts with `/` and has no `,`, and the data has the shape the packet type requires.
+    /// starts with `/` and has no `,`; binary kinds have at least one attachment and the others
+    /// none; the data (if any) does not start with a digit and is JSON of the shape the packet
+    /// type requires, with valid placeholders. Every packet [`Packet::decode`] returns is
+    /// canonical. The [`Limits`] are not applied here: a canonical packet with a long namespace
+    /// or deep data can still be refused by a decoder with tight limits.
     pub fn is_canonical(&self) -> bool {
         let namespace_ok = self.namespace.as_str() == DEFAULT_NAMESPACE
             || (self.namespace.starts_with('/') && !self.namespace.contains(','));
