@@ -325,7 +325,7 @@ pub async fn http(
         .unwrap()
 }
 
-/// As [`http`], returning errors (a connection the server cut).
+/// As [`http`](fn@http), returning errors (a connection the server cut).
 pub async fn try_http(
     addr: SocketAddr,
     method: &str,
