@@ -179,6 +179,11 @@ pub trait Adapter: Send + Sync + 'static {
 
     /// How many server nodes share this namespace (1 for a single node).
     fn server_count(&self) -> BoxFuture<'_, Result<usize, AdapterError>>;
+
+    /// The namespace was removed from this node (an empty dynamic namespace): release what
+    /// was set up for it (subscriptions). It is called once, with no lock held; a later CONNECT
+    /// to the same name builds a new adapter. Default: nothing.
+    fn close(&self) {}
 }
 
 /// Builds the adapter of each namespace from its [`LocalNamespace`].

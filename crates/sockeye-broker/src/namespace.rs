@@ -363,7 +363,9 @@ impl Namespace {
             .is_some_and(|ns| Arc::ptr_eq(&ns.inner, &self.inner))
         {
             map.remove(name);
+            drop(map);
             tracing::debug!(namespace = name, "empty dynamic namespace removed");
+            self.inner.adapter.close();
         }
     }
 

@@ -246,3 +246,91 @@ async fn two_nodes_act_as_one() {
     let answers = ns_a.server_side_emit("whoami", &()).await.unwrap();
     assert_eq!(answers.value, [serde_json::json!(1)]);
 }
+
+#[tokio::test]
+async fn removing_a_dynamic_namespace_closes_its_adapter() {
+    struct Closing(
+        sockeye_broker::MemoryAdapter,
+        Arc<Mutex<Vec<String>>>,
+        String,
+    );
+    impl Adapter for Closing {
+        fn broadcast(
+            &self,
+            m: Outgoing,
+            o: BroadcastOptions,
+        ) -> BoxFuture<'_, Result<(), AdapterError>> {
+            self.0.broadcast(m, o)
+        }
+        fn broadcast_with_ack(
+            &self,
+            m: Outgoing,
+            id: AckId,
+            o: BroadcastOptions,
+            t: Duration,
+            s: AckSink,
+        ) -> BoxFuture<'_, Result<Partial<usize>, AdapterError>> {
+            self.0.broadcast_with_ack(m, id, o, t, s)
+        }
+        fn add_sockets(
+            &self,
+            o: BroadcastOptions,
+            r: Vec<Room>,
+        ) -> BoxFuture<'_, Result<(), AdapterError>> {
+            self.0.add_sockets(o, r)
+        }
+        fn del_sockets(
+            &self,
+            o: BroadcastOptions,
+            r: Vec<Room>,
+        ) -> BoxFuture<'_, Result<(), AdapterError>> {
+            self.0.del_sockets(o, r)
+        }
+        fn disconnect_sockets(
+            &self,
+            o: BroadcastOptions,
+            c: bool,
+        ) -> BoxFuture<'_, Result<(), AdapterError>> {
+            self.0.disconnect_sockets(o, c)
+        }
+        fn fetch_sockets(
+            &self,
+            o: BroadcastOptions,
+            t: Duration,
+        ) -> BoxFuture<'_, Result<Partial<Vec<SocketInfo>>, AdapterError>> {
+            self.0.fetch_sockets(o, t)
+        }
+        fn server_side_emit(
+            &self,
+            e: ServerEvent,
+            t: Duration,
+        ) -> BoxFuture<'_, Result<Partial<Vec<serde_json::Value>>, AdapterError>> {
+            self.0.server_side_emit(e, t)
+        }
+        fn server_count(&self) -> BoxFuture<'_, Result<usize, AdapterError>> {
+            self.0.server_count()
+        }
+        fn close(&self) {
+            self.1.lock().unwrap().push(self.2.clone());
+        }
+    }
+    let closed = Arc::new(Mutex::new(Vec::new()));
+    let log = closed.clone();
+    let factory: AdapterFactory = Arc::new(move |local: LocalNamespace| {
+        let name = local.name().to_owned();
+        Arc::new(Closing(
+            sockeye_broker::MemoryAdapter::new(local),
+            log.clone(),
+            name,
+        )) as Arc<dyn Adapter>
+    });
+    let broker = Broker::builder()
+        .adapter(factory)
+        .dynamic_namespace(sockeye_broker::NamespaceMatcher::glob("/d-*"), |ns| ns)
+        .build();
+    let mut client = Client::open(&broker);
+    client.connect("/d-1");
+    assert!(closed.lock().unwrap().is_empty());
+    client.text("1/d-1,").unwrap();
+    assert_eq!(*closed.lock().unwrap(), ["/d-1"]);
+}
