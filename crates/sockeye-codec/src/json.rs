@@ -91,60 +91,83 @@ enum Done {
     Container(bool),
 }
 
+/// The placeholder bookkeeping of one open object (kept only for binary packets).
 #[derive(Debug, Clone, Copy, Default)]
 struct Frame {
     /// The last `num` value, when it was a non-negative integer.
     num: Option<u64>,
-    object: bool,
     key: Key,
     placeholder: bool,
     invalid: bool,
 }
 
-const INLINE_FRAMES: usize = 8;
+/// Levels whose kind is kept in a bit of `Stack::objects`; deeper ones go to the heap.
+const INLINE_LEVELS: usize = 128;
 
-/// The open arrays and objects: inline for the usual shallow data, spilling to the heap.
+/// The open arrays and objects. Whether a level is an object is one bit (inline for the first
+/// 128 levels); placeholder frames exist only when placeholders are checked.
 struct Stack {
-    inline: [Frame; INLINE_FRAMES],
-    spill: Vec<Frame>,
     len: usize,
+    objects: u128,
+    deep_objects: Vec<bool>,
+    frames: Vec<Frame>,
+    track: bool,
 }
 
 impl Stack {
-    fn new() -> Self {
+    fn new(track: bool) -> Self {
         Self {
-            inline: [Frame::default(); INLINE_FRAMES],
-            spill: Vec::new(),
             len: 0,
+            objects: 0,
+            deep_objects: Vec::new(),
+            frames: Vec::new(),
+            track,
         }
     }
 
-    fn push(&mut self, frame: Frame) {
-        match self.inline.get_mut(self.len) {
-            Some(slot) => *slot = frame,
-            None => self.spill.push(frame),
+    fn push(&mut self, object: bool) {
+        if self.len < INLINE_LEVELS {
+            let bit = 1u128 << self.len;
+            if object {
+                self.objects |= bit;
+            } else {
+                self.objects &= !bit;
+            }
+        } else {
+            self.deep_objects.push(object);
+        }
+        if self.track {
+            self.frames.push(Frame::default());
         }
         self.len += 1;
     }
 
-    fn top_mut(&mut self) -> Option<&mut Frame> {
+    /// Whether the innermost open level is an object; `None` at the top level.
+    fn top_is_object(&self) -> Option<bool> {
         let index = self.len.checked_sub(1)?;
-        if index < INLINE_FRAMES {
-            self.inline.get_mut(index)
+        Some(if index < INLINE_LEVELS {
+            (self.objects >> index) & 1 == 1
         } else {
-            self.spill.last_mut()
-        }
+            self.deep_objects.last().copied().unwrap_or_default()
+        })
     }
 
-    fn pop(&mut self) -> Option<Frame> {
+    fn top_frame(&mut self) -> Option<&mut Frame> {
+        self.frames.last_mut()
+    }
+
+    /// Closes the innermost level: returns whether its placeholders were valid.
+    fn pop(&mut self, scanner: &Scanner<'_>) -> Option<bool> {
         let index = self.len.checked_sub(1)?;
-        let frame = if index < INLINE_FRAMES {
-            self.inline.get(index).copied()
-        } else {
-            self.spill.pop()
-        };
+        if index >= INLINE_LEVELS {
+            self.deep_objects.pop();
+        }
         self.len = index;
-        frame
+        Some(
+            self.frames
+                .pop()
+                .is_none_or(|frame| scanner.frame_ok(&frame)),
+        )
     }
 }
 
@@ -169,7 +192,7 @@ impl<'a> Scanner<'a> {
             Some(b'"') => Top::String,
             _ => Top::Scalar,
         };
-        let mut stack = Stack::new();
+        let mut stack = Stack::new(self.attachments.is_some());
         let mut first_start = None;
         let mut first = None;
 
@@ -184,16 +207,12 @@ impl<'a> Scanner<'a> {
                         return Err(ScanError::TooDeep);
                     }
                     let object = open == b'{';
-                    stack.push(Frame {
-                        object,
-                        ..Frame::default()
-                    });
+                    stack.push(object);
                     at = self.skip_whitespace(at + 1);
                     let close = if object { b'}' } else { b']' };
                     if self.byte(at) == Some(close) {
                         at += 1;
-                        let frame = stack.pop().ok_or(invalid)?;
-                        Done::Container(self.frame_ok(&frame))
+                        Done::Container(stack.pop(self).ok_or(invalid)?)
                     } else {
                         if object {
                             at = self.object_key(at, &mut stack)?;
@@ -241,7 +260,7 @@ impl<'a> Scanner<'a> {
                         });
                     }
                 }
-                let Some(frame) = stack.top_mut() else {
+                let Some(object) = stack.top_is_object() else {
                     // The top-level value is complete: only whitespace may follow.
                     if self.skip_whitespace(at) != self.bytes.len() {
                         return Err(invalid);
@@ -256,22 +275,23 @@ impl<'a> Scanner<'a> {
                         placeholders_ok,
                     });
                 };
-                if let Done::Container(false) = done {
-                    frame.invalid = true;
-                }
-                if frame.object {
-                    match frame.key {
-                        Key::Placeholder => frame.placeholder = done == Done::True,
-                        Key::Num => {
-                            frame.num = match done {
-                                Done::Index(index) => Some(index),
-                                _ => None,
+                if let Some(frame) = stack.top_frame() {
+                    if let Done::Container(false) = done {
+                        frame.invalid = true;
+                    }
+                    if object {
+                        match frame.key {
+                            Key::Placeholder => frame.placeholder = done == Done::True,
+                            Key::Num => {
+                                frame.num = match done {
+                                    Done::Index(index) => Some(index),
+                                    _ => None,
+                                }
                             }
+                            Key::Other => {}
                         }
-                        Key::Other => {}
                     }
                 }
-                let object = frame.object;
                 at = self.skip_whitespace(at);
                 match (self.byte(at), object) {
                     (Some(b','), _) => {
@@ -283,8 +303,7 @@ impl<'a> Scanner<'a> {
                     }
                     (Some(b']'), false) | (Some(b'}'), true) => {
                         at += 1;
-                        let frame = stack.pop().ok_or(invalid)?;
-                        done = Done::Container(self.frame_ok(&frame));
+                        done = Done::Container(stack.pop(self).ok_or(invalid)?);
                     }
                     _ => return Err(invalid),
                 }
@@ -307,9 +326,7 @@ impl<'a> Scanner<'a> {
             return Err(ScanError::Invalid);
         }
         let (end, escaped) = self.string(at)?;
-        if self.attachments.is_some()
-            && let Some(frame) = stack.top_mut()
-        {
+        if let Some(frame) = stack.top_frame() {
             let raw = self.text.get(at..end).unwrap_or_default();
             frame.key = key_of(raw, escaped);
         }
