@@ -535,3 +535,37 @@ async fn polling_clients_get_the_same_application() {
     assert_eq!(args[1]["content"], json!("over polling"));
     assert_eq!(args[1]["from"]["sub"], json!("polly"));
 }
+
+#[tokio::test]
+async fn nothing_is_left_behind_after_many_sessions() {
+    let server = AppServer::spawn_with(|b| b.max_connections_per_ip(None)).await;
+    for i in 0..300 {
+        let mut a = server.user(&format!("u{i}")).await;
+        a.ack("join", &json!(format!("room-{}", i % 7))).await;
+        if i % 3 == 0 {
+            a.ack(
+                "message",
+                &json!({ "content": "x", "room": format!("room-{}", i % 7) }),
+            )
+            .await;
+        }
+        a.close().await;
+    }
+    let engine = server.server.engine().clone();
+    let broker = server.server.broker().clone();
+    let mut left = usize::MAX;
+    for _ in 0..100 {
+        let ns = broker.namespace("/").unwrap();
+        left = engine.session_count() + ns.socket_count() + ns.room_count();
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(left, 0, "sessions, sockets and rooms left behind");
+    let metrics = server.get("/metrics", &[]).await.text();
+    assert!(
+        metrics.contains("sockeye_connections{transport=\"websocket\"} 0"),
+        "{metrics}"
+    );
+}
