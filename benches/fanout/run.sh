@@ -229,7 +229,7 @@ sio_version="$(node -p 'require(process.argv[1]).version' "$HERE/peers/node/node
   echo "- machine: $(nproc) cores ($cpu_model), $(free -g | awk '/Mem:/ {print $2}') GiB, Linux $(uname -r)"
   echo "- servers: sockeye (\`--rate-limit 0 --max-connections-per-ip 0\`, JWT auth on), socketioxide $siox_version (max_buffer_size 65536; \`socketioxide-defaults\`: 128), Node $(node --version 2>/dev/null) with socket.io $sio_version"
   echo "- generator: \`target/release/fanout\`, 2 threads, WebSocket only, ${BYTES}-byte contents; the sender is a room member, so deliveries = messages × (receivers + 1)"
-  echo "- each cell: median of the clean runs (other processes at most $NOISE_MAX cores during the send phase); \`*\`: no clean run, median of all runs. Ratios are sockeye ÷ peer: above 1 is better for ↑ rows, below 1 is better for ↓ rows."
+  echo "- each cell: median of the clean runs (other normal-priority processes at most $NOISE_MAX cores during the send phase; niced background jobs, which yield to the benchmark, are reported but not counted); \`*\`: no clean run, median of all runs. Ratios are sockeye ÷ peer: above 1 is better for ↑ rows, below 1 is better for ↓ rows."
   echo
   "$FANOUT" --summarize "$RESULTS/latest.jsonl" --noise-max "$NOISE_MAX"
 } >"$RESULTS/latest.md"

@@ -291,9 +291,10 @@ fn print_table(r: &Report, error: Option<&str>) {
         opt(r.server_bytes_per_conn, 1.0 / 1024.0, " KiB")
     );
     eprintln!(
-        "  CPU (cores)         generator {}, other processes {} (of {})",
+        "  CPU (cores)         generator {}, other processes {}, niced background {} (of {})",
         opt(r.generator_cpu_cores, 1.0, ""),
         opt(r.other_cpu_cores, 1.0, ""),
+        opt(r.niced_cpu_cores, 1.0, ""),
         r.machine_cores
     );
 }

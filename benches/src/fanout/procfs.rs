@@ -24,9 +24,20 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
     parse_vm_rss(&status)
 }
 
-/// Machine-wide CPU time from `/proc/stat`: `(busy, total)` clock ticks over all cores since
-/// boot, busy being everything but idle and iowait.
-pub fn system_ticks() -> Option<(u64, u64)> {
+/// Machine-wide CPU time from `/proc/stat`, in clock ticks over all cores since boot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SystemTicks {
+    /// Everything but idle and iowait.
+    pub busy: u64,
+    /// User time of processes with a positive nice value (background jobs that yield the CPU
+    /// to normal-priority processes such as the benchmark).
+    pub niced: u64,
+    /// Busy plus idle.
+    pub total: u64,
+}
+
+/// Machine-wide CPU time from `/proc/stat`.
+pub fn system_ticks() -> Option<SystemTicks> {
     let stat = fs::read_to_string("/proc/stat").ok()?;
     parse_system_ticks(&stat)
 }
@@ -61,7 +72,7 @@ fn parse_vm_rss(status: &str) -> Option<u64> {
     Some(kib * 1024)
 }
 
-fn parse_system_ticks(stat: &str) -> Option<(u64, u64)> {
+fn parse_system_ticks(stat: &str) -> Option<SystemTicks> {
     let line = stat.lines().find(|l| l.starts_with("cpu "))?;
     let values: Vec<u64> = line
         .split_ascii_whitespace()
@@ -71,7 +82,11 @@ fn parse_system_ticks(stat: &str) -> Option<(u64, u64)> {
         .collect();
     let total: u64 = values.iter().sum();
     let idle = values.get(3).copied().unwrap_or(0) + values.get(4).copied().unwrap_or(0);
-    Some((total - idle, total))
+    Some(SystemTicks {
+        busy: total - idle,
+        niced: values.get(1).copied().unwrap_or(0),
+        total,
+    })
 }
 
 #[cfg(test)]
@@ -93,7 +108,14 @@ mod tests {
     #[test]
     fn parses_system_line() {
         let stat = "cpu  10 1 5 100 4 0 2 0 0 0\ncpu0 5 0 2 50 2 0 1 0 0 0\n";
-        assert_eq!(parse_system_ticks(stat), Some((18, 122)));
+        assert_eq!(
+            parse_system_ticks(stat),
+            Some(SystemTicks {
+                busy: 18,
+                niced: 1,
+                total: 122
+            })
+        );
     }
 
     #[test]

@@ -178,8 +178,12 @@ pub struct Report {
     pub server_bytes_per_conn: Option<f64>,
     /// The generator's own CPU use during the send phase, in cores.
     pub generator_cpu_cores: Option<f64>,
-    /// CPU use of every other process during the send phase, in cores (noise).
+    /// CPU use of every other normal-priority process (and of the kernel outside them) during the
+    /// send phase, in cores: the noise.
     pub other_cpu_cores: Option<f64>,
+    /// CPU use of niced background processes during the send phase, in cores (they yield to the
+    /// benchmark, so they are reported but not counted as noise).
+    pub niced_cpu_cores: Option<f64>,
     /// Online cores.
     pub machine_cores: usize,
     /// The run hit `--max-seconds` and was cut short.
@@ -219,7 +223,7 @@ struct Snapshot {
     at: Instant,
     server: Option<u64>,
     generator: Option<u64>,
-    system: Option<(u64, u64)>,
+    system: Option<procfs::SystemTicks>,
 }
 
 impl Snapshot {
@@ -522,10 +526,13 @@ impl Runner {
             if let Some(g) = generator {
                 r.generator_cpu_cores = Some(rate(g as f64 / ticks, window));
             }
-            if let (Some((busy0, _)), Some((busy1, _))) = (start.system, end.system) {
-                let busy = busy1.saturating_sub(busy0);
-                let other = busy.saturating_sub(server.unwrap_or(0) + generator.unwrap_or(0));
+            if let (Some(s0), Some(s1)) = (start.system, end.system) {
+                let busy = s1.busy.saturating_sub(s0.busy);
+                let niced = s1.niced.saturating_sub(s0.niced);
+                let other =
+                    busy.saturating_sub(niced + server.unwrap_or(0) + generator.unwrap_or(0));
                 r.other_cpu_cores = Some(rate(other as f64 / ticks, window));
+                r.niced_cpu_cores = Some(rate(niced as f64 / ticks, window));
             }
         }
         r

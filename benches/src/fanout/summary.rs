@@ -96,6 +96,12 @@ const METRICS: &[Metric] = &[
         fmt: |v| format!("{v:.2}"),
         higher_is_better: false,
     },
+    Metric {
+        name: "niced background CPU (cores)",
+        get: |r| num(r, "niced_cpu_cores"),
+        fmt: |v| format!("{v:.2}"),
+        higher_is_better: false,
+    },
 ];
 
 fn num(r: &Value, key: &str) -> Option<f64> {
