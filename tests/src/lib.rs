@@ -6,3 +6,8 @@
 
 pub mod app;
 pub mod eio;
+
+/// The root `README.md`, so that its Rust examples are compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct RootReadme;
