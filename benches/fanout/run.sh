@@ -102,14 +102,14 @@ if [ "$QUICK" = 1 ]; then
   SCENARIOS=(
     "idle-500|-n 500 -m 0"
     "fanout-500-10hz|-n 500 -m 30 --rate 10"
-    "saturate-500|-n 500 -m 10000000 --rate 0 --window 16 --send-seconds 3"
+    "saturate-500|-n 500 -m 10000000 --rate 0 --window 64 --send-seconds 3"
   )
 else
   SCENARIOS=(
     "idle-5k|-n 5000 -m 0"
     "fanout-1k-10hz|-n 1000 -m 100 --rate 10"
     "fanout-5k-10hz|-n 5000 -m 100 --rate 10"
-    "saturate-1k|-n 1000 -m 10000000 --rate 0 --window 16 --send-seconds 8"
+    "saturate-1k|-n 1000 -m 10000000 --rate 0 --window 64 --send-seconds 8"
     "burst-1k|-n 1000 -m 1000 --rate 0 --window 1000000000 --drain-seconds 20"
   )
 fi
