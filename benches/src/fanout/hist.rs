@@ -3,7 +3,7 @@
 //! Values below 128 get one bucket each; above, every power of two is split into 64 buckets, as in
 //! HdrHistogram with two significant digits. Recording is a relaxed load and store on one bucket:
 //! each [`Histogram`] has a single writer (one per generator thread, see
-//! [`Shared::record_latency`](super::run::Shared)), and readers merge them at the end.
+//! `Shared::record_latency` in the `run` module), and readers merge them at the end.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

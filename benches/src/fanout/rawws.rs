@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 pub enum Frame<'a> {
     /// A complete text message (reassembled when fragmented).
     Text(&'a [u8]),
-    /// A WebSocket ping with its payload: answer with [`pong`].
+    /// A WebSocket ping with its payload: answer with `pong`.
     Ping(&'a [u8]),
     /// Anything else that needs no answer (binary messages, pongs).
     Other,
