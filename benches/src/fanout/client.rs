@@ -13,6 +13,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 
+use super::rawws::{Frame as RawFrame, FrameReader};
 use super::target::Target;
 
 /// The WebSocket of one client.
@@ -132,11 +133,136 @@ pub fn socketio_frame(packet: &socketio::Packet) -> Message {
 /// A Socket.IO event on the default namespace with `data` (the JSON array `["name", ...]`),
 /// asking for an acknowledgement when `ack` is set.
 pub fn event_frame(data: String, ack: Option<u64>) -> Message {
-    let mut packet = socketio::Packet::event("/", Utf8Bytes::from(data));
-    if let Some(id) = ack {
-        packet = packet.with_ack_id(AckId(id));
+    socketio_frame(&event_packet(data, ack))
+}
+
+fn event_packet(data: String, ack: Option<u64>) -> socketio::Packet {
+    let packet = socketio::Packet::event("/", Utf8Bytes::from(data));
+    match ack {
+        Some(id) => packet.with_ack_id(AckId(id)),
+        None => packet,
     }
-    socketio_frame(&packet)
+}
+
+/// The Engine.IO text message carrying Socket.IO `packet`.
+fn socketio_text(packet: &socketio::Packet) -> Utf8Bytes {
+    engineio::Packet::Message(Payload::Text(packet.to_text())).to_text()
+}
+
+/// A receiver's client: the lean [`FrameReader`] from the first byte, so that nothing the server
+/// sends is ever left behind in another reader's buffer (socketioxide pings right after the
+/// handshake, often in the same segment as the next answer).
+#[derive(Debug)]
+pub struct RawConnection {
+    /// The frame reader, positioned after the `join` acknowledgement.
+    pub reader: FrameReader,
+    /// The Socket.IO socket id the server gave.
+    pub sid: String,
+}
+
+impl RawConnection {
+    /// As [`Connection::open`], then `join`s `room`; returns the connection and the room size
+    /// the ack reported.
+    ///
+    /// # Errors
+    /// [`ClientError`] for each way this can fail.
+    pub async fn open_and_join(
+        target: &Target,
+        token: Option<&str>,
+        room: &str,
+        timeout: Duration,
+    ) -> Result<(Self, u64), ClientError> {
+        tokio::time::timeout(timeout, Self::open_inner(target, token, room))
+            .await
+            .map_err(|_| ClientError::Timeout)?
+    }
+
+    async fn open_inner(
+        target: &Target,
+        token: Option<&str>,
+        room: &str,
+    ) -> Result<(Self, u64), ClientError> {
+        let stream = TcpStream::connect(target.addr).await?;
+        stream.set_nodelay(true)?;
+        let path = format!("{}?EIO=4&transport=websocket", target.path);
+        let mut reader = FrameReader::handshake(stream, &target.authority, &path).await?;
+        let mut stage = 0; // 0: open expected, 1: CONNECT answer expected, 2: join ack expected
+        let mut sid = String::new();
+        loop {
+            let text = match reader.next_frame().await {
+                RawFrame::Text(text) => text,
+                RawFrame::Ping(payload) => {
+                    let payload = payload.to_vec();
+                    reader.pong(&payload).await?;
+                    continue;
+                }
+                RawFrame::Closed => return Err(ClientError::Closed),
+                _ => continue,
+            };
+            let text = Utf8Bytes::try_from_bytes(bytes::Bytes::copy_from_slice(text))
+                .map_err(|_| ClientError::Protocol("non-UTF-8 text frame"))?;
+            match engineio::Packet::decode_text(text) {
+                Ok(engineio::Packet::Open(_)) if stage == 0 => {
+                    let auth = token
+                        .map(|t| Utf8Bytes::from(serde_json::json!({ "token": t }).to_string()));
+                    let connect = socketio_text(&socketio::Packet::connect("/", auth));
+                    reader.send_text(connect.as_bytes()).await?;
+                    stage = 1;
+                }
+                Ok(engineio::Packet::Ping(_)) => reader.send_text(b"3").await?,
+                Ok(engineio::Packet::Close) => return Err(ClientError::Closed),
+                Ok(engineio::Packet::Message(Payload::Text(data))) if stage >= 1 => {
+                    let packet = socketio::Packet::decode(data, &socketio::Limits::default())
+                        .map_err(|_| ClientError::Protocol("undecodable Socket.IO packet"))?;
+                    match packet.kind {
+                        PacketKind::Connect if stage == 1 => {
+                            sid = connect_sid(&packet)?;
+                            let data = serde_json::to_string(&("join", room))
+                                .expect("invariant: strings serialize");
+                            let join = socketio_text(&event_packet(data, Some(0)));
+                            reader.send_text(join.as_bytes()).await?;
+                            stage = 2;
+                        }
+                        PacketKind::ConnectError => {
+                            let data = packet.data.as_ref().map(Utf8Bytes::as_str).unwrap_or("");
+                            return Err(ClientError::Refused(data.to_owned()));
+                        }
+                        PacketKind::Ack if stage == 2 && packet.ack_id == Some(AckId(0)) => {
+                            let size = join_size(&packet)?;
+                            return Ok((Self { reader, sid }, size));
+                        }
+                        PacketKind::Disconnect => return Err(ClientError::Closed),
+                        _ => {}
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+fn connect_sid(packet: &socketio::Packet) -> Result<String, ClientError> {
+    let data = packet.data.as_ref().map(Utf8Bytes::as_str).unwrap_or("{}");
+    let v: serde_json::Value = serde_json::from_str(data)
+        .map_err(|_| ClientError::Protocol("CONNECT data is not JSON"))?;
+    Ok(v.get("sid")
+        .and_then(|s| s.as_str())
+        .unwrap_or_default()
+        .to_owned())
+}
+
+fn join_size(ack: &socketio::Packet) -> Result<u64, ClientError> {
+    let args = ack
+        .args()
+        .map_err(|_| ClientError::Protocol("join ack is not an array"))?;
+    let v: serde_json::Value = serde_json::from_str(args.as_str())
+        .map_err(|_| ClientError::JoinFailed(args.as_str().to_owned()))?;
+    if v.get("ok") != Some(&serde_json::Value::Bool(true)) {
+        return Err(ClientError::JoinFailed(args.as_str().to_owned()));
+    }
+    Ok(v.get("size")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0))
 }
 
 fn frame(packet: &engineio::Packet) -> Message {
@@ -196,10 +322,15 @@ impl Connection {
             let Ok(text) = Utf8Bytes::try_from_bytes(bytes::Bytes::from(text)) else {
                 continue;
             };
-            let Ok(engineio::Packet::Message(Payload::Text(data))) =
-                engineio::Packet::decode_text(text)
-            else {
-                continue;
+            let data = match engineio::Packet::decode_text(text) {
+                Ok(engineio::Packet::Message(Payload::Text(data))) => data,
+                // socketioxide pings right after the handshake, before the CONNECT answer.
+                Ok(engineio::Packet::Ping(_)) => {
+                    ws.send(pong_frame()).await?;
+                    continue;
+                }
+                Ok(engineio::Packet::Close) => return Err(ClientError::Closed),
+                _ => continue,
             };
             let packet = socketio::Packet::decode(data, &socketio::Limits::default())
                 .map_err(|_| ClientError::Protocol("undecodable Socket.IO packet"))?;

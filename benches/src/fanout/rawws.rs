@@ -1,5 +1,4 @@
-//! A receive-side WebSocket reader for the receivers, over the bare `TcpStream` that
-//! tokio-tungstenite hands back after the setup (handshake, CONNECT, join).
+//! A lean WebSocket client for the receivers: the upgrade handshake, then frames parsed in place.
 //!
 //! Receivers only read, and what they read is small unmasked server frames, so a reader that
 //! parses frames in place from one reusable buffer (filled without zeroing, no allocation per
@@ -40,6 +39,14 @@ pub struct FrameReader {
 }
 
 const READ_CHUNK: usize = 16 * 1024;
+/// The handshake key (any 16 bytes in base64 will do; this is RFC 6455's example) and the
+/// `Sec-WebSocket-Accept` a server must answer to it.
+const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
+
+fn invalid(what: &'static str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, what)
+}
 /// Larger frames are refused (the generator's messages are far smaller).
 const MAX_FRAME: u64 = 16 * 1024 * 1024;
 
@@ -54,6 +61,50 @@ impl FrameReader {
             partial_done: false,
             mask_seed: 0x9e37_79b9,
         }
+    }
+
+    /// Opens a WebSocket to `authority` (the `Host` header) over `stream` with a GET of `path`
+    /// (path and query): sends the upgrade request and reads the `101` answer. Bytes the server
+    /// sent after the answer (usually the Engine.IO open packet) stay in the reader.
+    ///
+    /// # Errors
+    /// An I/O error, or `InvalidData` when the answer is not a valid WebSocket upgrade.
+    pub async fn handshake(
+        mut stream: TcpStream,
+        authority: &str,
+        path: &str,
+    ) -> std::io::Result<Self> {
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {authority}\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await?;
+        let mut buf = BytesMut::with_capacity(READ_CHUNK);
+        let end = loop {
+            if let Some(at) = memchr::memmem::find(&buf, b"\r\n\r\n") {
+                break at + 4;
+            }
+            if buf.len() > 16 * 1024 {
+                return Err(invalid("upgrade answer too long"));
+            }
+            if stream.read_buf(&mut buf).await? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+        };
+        let head = std::str::from_utf8(&buf[..end]).map_err(|_| invalid("non-UTF-8 answer"))?;
+        let status_ok = head.starts_with("HTTP/1.1 101");
+        let accept_ok = head.lines().any(|line| {
+            line.split_once(':').is_some_and(|(name, value)| {
+                name.eq_ignore_ascii_case("sec-websocket-accept") && value.trim() == ACCEPT
+            })
+        });
+        if !status_ok || !accept_ok {
+            return Err(invalid("not a WebSocket upgrade"));
+        }
+        buf.advance(end);
+        let mut reader = Self::new(stream);
+        reader.buf = buf;
+        Ok(reader)
     }
 
     /// The next frame. The returned slice is valid until the next call.
@@ -263,6 +314,44 @@ mod tests {
     fn masks_client_frames() {
         let f = encode_masked(0x1, b"3", [1, 2, 3, 4]);
         assert_eq!(f, vec![0x81, 0x81, 1, 2, 3, 4, b'3' ^ 1]);
+    }
+
+    #[tokio::test]
+    async fn handshake_keeps_what_follows_the_answer() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut request = Vec::new();
+            while !request.ends_with(b"\r\n\r\n") {
+                let mut byte = [0u8; 1];
+                s.read_exact(&mut byte).await.unwrap();
+                request.push(byte[0]);
+            }
+            // The answer and the first two frames in one write, as servers often send them.
+            let mut answer = format!(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+                 Connection: Upgrade\r\nSec-WebSocket-Accept: {ACCEPT}\r\n\r\n"
+            )
+            .into_bytes();
+            answer.extend(server_frame(true, 1, b"0{}"));
+            answer.extend(server_frame(true, 1, b"2"));
+            s.write_all(&answer).await.unwrap();
+            String::from_utf8(request).unwrap()
+        });
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let mut r = FrameReader::handshake(
+            stream,
+            "127.0.0.1:1",
+            "/socket.io/?EIO=4&transport=websocket",
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.next_frame().await, Frame::Text(b"0{}"));
+        assert_eq!(r.next_frame().await, Frame::Text(b"2"));
+        let request = server.await.unwrap();
+        assert!(request.starts_with("GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"));
+        assert!(request.contains("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"));
     }
 
     #[tokio::test]

@@ -16,7 +16,7 @@ use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::client::{self, Connection, Incoming, Ws};
+use super::client::{self, Connection, Incoming, RawConnection, Ws};
 use super::hist::Histogram;
 use super::procfs;
 use super::rawws::{Frame, FrameReader};
@@ -277,19 +277,15 @@ impl Runner {
             };
             let task = runtime.spawn(async move {
                 let permit = semaphore.acquire_owned().await;
-                let setup = async {
-                    let mut conn = Connection::open(&target, token.as_deref(), timeout).await?;
-                    conn.join(&room, timeout).await?;
-                    Ok::<_, client::ClientError>(conn)
-                }
-                .await;
+                let setup =
+                    RawConnection::open_and_join(&target, token.as_deref(), &room, timeout).await;
                 drop(permit);
                 match setup {
                     Ok(conn) => {
                         shared.per_member[idx].joined.store(true, Ordering::Relaxed);
                         let _ = ready_tx.send(Ok(0)).await;
                         drop(ready_tx);
-                        receive_loop(conn.ws, &shared, idx).await;
+                        receive_loop(conn.0.reader, &shared, idx).await;
                     }
                     Err(e) => {
                         let _ = ready_tx.send(Err(e.to_string())).await;
@@ -331,14 +327,8 @@ impl Runner {
             .joined
             .store(true, Ordering::Relaxed);
         let first_ack = sender.next_ack_id();
-
-        tokio::time::sleep(cfg.settle).await;
-        self.progress().rss_after = pid.and_then(procfs::rss_bytes);
-        if cfg.messages == 0 {
-            return Ok(());
-        }
-
-        // Phase 3: send, then drain.
+        // The sender's reader runs from now on: it answers the server's pings (socketioxide
+        // pings right after the handshake) and counts the sender's own deliveries and acks.
         let (sink, stream) = sender.ws.split();
         let sink = Arc::new(tokio::sync::Mutex::new(sink));
         let reader = {
@@ -349,6 +339,13 @@ impl Runner {
         };
         self.tasks().push(reader);
 
+        tokio::time::sleep(cfg.settle).await;
+        self.progress().rss_after = pid.and_then(procfs::rss_bytes);
+        if cfg.messages == 0 {
+            return Ok(());
+        }
+
+        // Phase 3: send, then drain.
         let members = (self.progress().connected + 1) as u64;
         let start_snapshot = Snapshot::take(pid);
         self.progress().send_start = Some(start_snapshot);
@@ -743,10 +740,7 @@ fn hex(digits: &[u8]) -> Option<u64> {
     })
 }
 
-async fn receive_loop(ws: Ws, shared: &Shared, idx: usize) {
-    // The setup is over and the server sends nothing until the first message: tungstenite's
-    // read buffer is empty, and the bare socket goes to the lean reader.
-    let mut reader = FrameReader::new(ws.into_inner());
+async fn receive_loop(mut reader: FrameReader, shared: &Shared, idx: usize) {
     let mut last_seq = None;
     loop {
         let text = match reader.next_frame().await {

@@ -183,7 +183,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         id_prefix: (now_ms() as u32) ^ std::process::id(),
         ..AppState::default()
     });
+    let ping_interval = std::env::var("PING_INTERVAL_MS")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(25_000);
     let (layer, io) = SocketIo::builder()
+        .ping_interval(std::time::Duration::from_millis(ping_interval))
         .max_buffer_size(max_buffer)
         .max_payload(1_000_000)
         .with_state(state.clone())
