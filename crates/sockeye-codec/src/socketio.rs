@@ -639,19 +639,22 @@ impl Assembler {
     /// # Errors
     /// [`DecodeError::UnexpectedBinary`] or [`DecodeError::AttachmentsTooLarge`].
     pub fn push_binary(&mut self, data: Bytes) -> Result<Assembled, DecodeError> {
-        let mut pending = self.pending.take().ok_or(DecodeError::UnexpectedBinary)?;
+        // Works on the pending packet in place; it only moves out when complete or on an error.
+        let pending = self.pending.as_mut().ok_or(DecodeError::UnexpectedBinary)?;
         pending.bytes = pending.bytes.saturating_add(data.len());
         if pending.bytes > self.limits.max_attachment_bytes {
+            let len = pending.bytes;
+            self.pending = None;
             return Err(DecodeError::AttachmentsTooLarge {
-                len: pending.bytes,
+                len,
                 max: self.limits.max_attachment_bytes,
             });
         }
         pending.attachments.push(data);
         if pending.attachments.len() < pending.packet.attachments {
-            self.pending = Some(pending);
             return Ok(Assembled::Pending);
         }
+        let pending = self.pending.take().ok_or(DecodeError::UnexpectedBinary)?;
         Ok(Assembled::Packet {
             packet: pending.packet,
             attachments: pending.attachments,
