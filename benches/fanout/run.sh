@@ -2,7 +2,7 @@
 # Fan-out benchmark, one command: builds sockeye, the load generator and the peer servers (Node
 # socket.io 4.x, socketioxide), runs each server in turn on the same scenarios, and writes
 # benches/fanout/results/latest.jsonl (one report per run) and latest.md (medians of the clean
-# runs, with sockeye's ratios to each peer).
+# runs, with sockeye's ratios to each peer); --quick writes quick.jsonl and quick.md instead.
 #
 #   benches/fanout/run.sh              full run (about 15 minutes)
 #   benches/fanout/run.sh --quick      smoke run for CI (about 1 minute)
@@ -164,7 +164,9 @@ stop_server() {
 }
 
 mkdir -p "$RESULTS" "$LOGS"
-JSONL_TMP="$RESULTS/latest.jsonl.tmp"
+# A smoke run must not replace the published results.
+if [ "$QUICK" = 1 ]; then OUT=quick; else OUT=latest; fi
+JSONL_TMP="$RESULTS/$OUT.jsonl.tmp"
 : >"$JSONL_TMP"
 STARTED="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 run_index=0
@@ -215,7 +217,7 @@ for rep in $(seq 1 "$REPS"); do
   done
 done
 
-mv "$JSONL_TMP" "$RESULTS/latest.jsonl"
+mv "$JSONL_TMP" "$RESULTS/$OUT.jsonl"
 
 cpu_model="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true)"
 siox_version="$(grep -A1 'name = "socketioxide"' "$HERE/peers/socketioxide/Cargo.lock" | sed -n 's/version = "\(.*\)"/\1/p')"
@@ -231,7 +233,7 @@ sio_version="$(node -p 'require(process.argv[1]).version' "$HERE/peers/node/node
   echo "- generator: \`target/release/fanout\`, 2 threads, WebSocket only, ${BYTES}-byte contents; the sender is a room member, so deliveries = messages × (receivers + 1)"
   echo "- each cell: median of the clean runs (other normal-priority processes at most $NOISE_MAX cores during the send phase; niced background jobs, which yield to the benchmark, are reported but not counted); \`*\`: no clean run, median of all runs. Ratios are sockeye ÷ peer: above 1 is better for ↑ rows, below 1 is better for ↓ rows."
   echo
-  "$FANOUT" --summarize "$RESULTS/latest.jsonl" --noise-max "$NOISE_MAX"
-} >"$RESULTS/latest.md"
-log "wrote $RESULTS/latest.md and latest.jsonl"
-cat "$RESULTS/latest.md"
+  "$FANOUT" --summarize "$RESULTS/$OUT.jsonl" --noise-max "$NOISE_MAX"
+} >"$RESULTS/$OUT.md"
+log "wrote $RESULTS/$OUT.md and $OUT.jsonl"
+cat "$RESULTS/$OUT.md"
