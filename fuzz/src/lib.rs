@@ -6,8 +6,11 @@
 //!
 //! Each target checks properties, not just "no panic": decoding is total, what decodes
 //! re-encodes to text of `encoded_len()` bytes that decodes to the same packet, the JSON
-//! scanner agrees with `serde_json` on what is well-formed, and the attachment assembler's state
-//! stays consistent across any sequence of frames.
+//! scanner agrees with `serde_json` on what is well-formed, the attachment assembler's state
+//! stays consistent across any sequence of frames, the sans-IO engine session keeps its
+//! documented properties across any sequence of inputs ([`engine_session`]), and token
+//! extraction and verification answer with contract reasons that never echo the token
+//! ([`auth_token`]).
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 use arbitrary::{Arbitrary, Unstructured};
@@ -17,16 +20,24 @@ use sockeye_codec::engineio::{self, Payload, PayloadBuilder};
 use sockeye_codec::socketio::{self, Assembled, Assembler, DecodeError, PacketKind};
 use sockeye_codec::{Frame, Outgoing, Utf8Bytes};
 
+mod auth_token;
+mod engine_session;
+
+pub use auth_token::{AUTH_AUDIENCE, AUTH_ISSUER, AUTH_SECRET, auth_token};
+pub use engine_session::engine_session;
+
 /// A target body: takes the raw fuzz input.
 pub type Target = fn(&[u8]);
 
 /// The targets by name, for the replay test.
-pub const TARGETS: [(&str, Target); 5] = [
+pub const TARGETS: [(&str, Target); 7] = [
     ("engineio_packet", engineio_packet),
     ("engineio_payload", engineio_payload),
     ("socketio_packet", socketio_packet),
     ("socketio_assembler", socketio_assembler),
     ("roundtrip", roundtrip),
+    ("engine_session", engine_session),
+    ("auth_token", auth_token),
 ];
 
 /// One Engine.IO frame: as a WebSocket text frame (when UTF-8) and as a binary frame.

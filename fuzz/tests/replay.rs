@@ -68,3 +68,60 @@ fn assembler_seed_format_round_trips() {
         ops
     );
 }
+
+#[test]
+fn auth_seeds_are_valid_tokens() {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use sockeye_auth::{Token, Verifier};
+    use sockeye_fuzz::{AUTH_AUDIENCE, AUTH_ISSUER, AUTH_SECRET};
+    let seed = |name: &str| {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("corpus/auth_token")
+            .join(name);
+        Token::new(&fs::read_to_string(path).unwrap()).unwrap()
+    };
+    let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let hs256 = Verifier::builder()
+        .hmac_secret(AUTH_SECRET)
+        .build()
+        .unwrap();
+    assert_eq!(
+        hs256.verify(&seed("hs256-valid"), now).unwrap().sub(),
+        Some("alice")
+    );
+    let strict = Verifier::builder()
+        .hmac_secret(AUTH_SECRET)
+        .public_key_pem(include_bytes!(
+            "../../crates/sockeye-auth/tests/fixtures/ed25519_public.pem"
+        ))
+        .issuer(AUTH_ISSUER)
+        .audience(AUTH_AUDIENCE)
+        .build()
+        .unwrap();
+    assert_eq!(
+        strict.verify(&seed("eddsa-valid"), now).unwrap().sub(),
+        Some("carol")
+    );
+    assert_eq!(
+        strict
+            .verify(&seed("hs256-iss-aud-nbf"), now)
+            .unwrap()
+            .sub(),
+        Some("bob")
+    );
+    assert_eq!(
+        strict
+            .verify(&seed("eddsa-bad-aud"), now)
+            .unwrap_err()
+            .reason(),
+        "bad_audience"
+    );
+    assert_eq!(
+        hs256
+            .verify(&seed("hs256-expired"), now)
+            .unwrap_err()
+            .reason(),
+        "expired"
+    );
+}
