@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Utf8Bytes;
 use crate::outgoing::{Frame, Outgoing};
-use crate::utf8::{TextSink, Utf8BytesMut};
+use crate::utf8::TextSink;
 
 /// Decodes standard base64 with or without padding: the reference server decodes with Node's
 /// `Buffer.from(data, "base64")`, which does not insist on the padding.
@@ -315,9 +315,10 @@ impl Packet {
 
     /// The packet's text form as a new [`Utf8Bytes`].
     pub fn to_text(&self) -> Utf8Bytes {
-        let mut dst = Utf8BytesMut::with_capacity(self.encoded_len());
+        // Exact capacity: the `String` becomes the `Bytes` without a copy or a reallocation.
+        let mut dst = String::with_capacity(self.encoded_len());
         self.encode_to(&mut dst);
-        dst.freeze()
+        Utf8Bytes::from(dst)
     }
 
     fn encode_to<S: TextSink>(&self, dst: &mut S) {

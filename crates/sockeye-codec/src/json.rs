@@ -41,35 +41,45 @@ pub(crate) fn scan(
     max_depth: usize,
     attachments: Option<u64>,
 ) -> Result<Scan<'_>, ScanError> {
-    Scanner {
-        text,
-        bytes: text.as_bytes(),
-        max_depth,
-        attachments,
-        first_only: false,
+    match attachments {
+        // Monomorphized: the common, non-binary scan carries no placeholder bookkeeping.
+        Some(count) => Scanner::<true, false> {
+            text,
+            bytes: text.as_bytes(),
+            max_depth,
+            attachments: count,
+        }
+        .run(),
+        None => Scanner::<false, false> {
+            text,
+            bytes: text.as_bytes(),
+            max_depth,
+            attachments: u64::MAX,
+        }
+        .run(),
     }
-    .run()
 }
 
 /// Reads a top-level array only as far as its first element: returns the shape and that
 /// element's raw text, without looking at the rest (which [`scan`] checked at decode).
 pub(crate) fn scan_first(text: &str) -> Result<Scan<'_>, ScanError> {
-    Scanner {
+    Scanner::<false, true> {
         text,
         bytes: text.as_bytes(),
         max_depth: usize::MAX,
-        attachments: None,
-        first_only: true,
+        attachments: u64::MAX,
     }
     .run()
 }
 
-struct Scanner<'a> {
+/// The scanner; `TRACK`: check placeholders against `attachments`; `FIRST_ONLY`: stop after
+/// the first element of a top-level array.
+struct Scanner<'a, const TRACK: bool, const FIRST_ONLY: bool> {
     text: &'a str,
     bytes: &'a [u8],
     max_depth: usize,
-    attachments: Option<u64>,
-    first_only: bool,
+    /// The attachment count (only read when `TRACK`).
+    attachments: u64,
 }
 
 /// An object key, as far as placeholders care.
@@ -104,27 +114,74 @@ struct Frame {
 /// Levels whose kind is kept in a bit of `Stack::objects`; deeper ones go to the heap.
 const INLINE_LEVELS: usize = 128;
 
+/// Placeholder frames kept inline (no allocation for the usual shallow binary payload).
+const INLINE_FRAMES: usize = 8;
+
+/// The placeholder frames of the open levels: the first few inline, deeper ones on the heap.
+struct Frames {
+    len: usize,
+    inline: [Frame; INLINE_FRAMES],
+    spill: Vec<Frame>,
+}
+
+impl Frames {
+    fn new() -> Self {
+        Self {
+            len: 0,
+            inline: [Frame::default(); INLINE_FRAMES],
+            spill: Vec::new(),
+        }
+    }
+
+    fn push(&mut self) {
+        if let Some(frame) = self.inline.get_mut(self.len) {
+            *frame = Frame::default();
+        } else {
+            self.spill.push(Frame::default());
+        }
+        self.len += 1;
+    }
+
+    fn last_mut(&mut self) -> Option<&mut Frame> {
+        let index = self.len.checked_sub(1)?;
+        if index < INLINE_FRAMES {
+            self.inline.get_mut(index)
+        } else {
+            self.spill.last_mut()
+        }
+    }
+
+    fn pop(&mut self) -> Option<Frame> {
+        let index = self.len.checked_sub(1)?;
+        self.len = index;
+        if index < INLINE_FRAMES {
+            self.inline.get(index).copied()
+        } else {
+            self.spill.pop()
+        }
+    }
+}
+
 /// The open arrays and objects. Whether a level is an object is one bit (inline for the first
-/// 128 levels); placeholder frames exist only when placeholders are checked.
-struct Stack {
+/// 128 levels); placeholder frames exist only when placeholders are checked (`TRACK`).
+struct Stack<const TRACK: bool> {
     len: usize,
     objects: u128,
     deep_objects: Vec<bool>,
-    frames: Vec<Frame>,
-    track: bool,
+    frames: Frames,
 }
 
-impl Stack {
-    fn new(track: bool) -> Self {
+impl<const TRACK: bool> Stack<TRACK> {
+    fn new() -> Self {
         Self {
             len: 0,
             objects: 0,
             deep_objects: Vec::new(),
-            frames: Vec::new(),
-            track,
+            frames: Frames::new(),
         }
     }
 
+    #[inline]
     fn push(&mut self, object: bool) {
         if self.len < INLINE_LEVELS {
             let bit = 1u128 << self.len;
@@ -136,13 +193,14 @@ impl Stack {
         } else {
             self.deep_objects.push(object);
         }
-        if self.track {
-            self.frames.push(Frame::default());
+        if TRACK {
+            self.frames.push();
         }
         self.len += 1;
     }
 
     /// Whether the innermost open level is an object; `None` at the top level.
+    #[inline]
     fn top_is_object(&self) -> Option<bool> {
         let index = self.len.checked_sub(1)?;
         Some(if index < INLINE_LEVELS {
@@ -152,30 +210,46 @@ impl Stack {
         })
     }
 
+    #[inline]
     fn top_frame(&mut self) -> Option<&mut Frame> {
-        self.frames.last_mut()
+        if TRACK { self.frames.last_mut() } else { None }
     }
 
     /// Closes the innermost level: returns whether its placeholders were valid.
-    fn pop(&mut self, scanner: &Scanner<'_>) -> Option<bool> {
+    #[inline]
+    fn pop(&mut self, attachments: u64) -> Option<bool> {
         let index = self.len.checked_sub(1)?;
         if index >= INLINE_LEVELS {
             self.deep_objects.pop();
         }
         self.len = index;
+        if !TRACK {
+            return Some(true);
+        }
         Some(
             self.frames
                 .pop()
-                .is_none_or(|frame| scanner.frame_ok(&frame)),
+                .is_none_or(|frame| frame_ok(&frame, attachments)),
         )
     }
 }
 
-impl<'a> Scanner<'a> {
+/// Whether a closed container's placeholders are valid.
+fn frame_ok(frame: &Frame, attachments: u64) -> bool {
+    if frame.placeholder {
+        frame.num.is_some_and(|num| num < attachments)
+    } else {
+        !frame.invalid
+    }
+}
+
+impl<'a, const TRACK: bool, const FIRST_ONLY: bool> Scanner<'a, TRACK, FIRST_ONLY> {
+    #[inline(always)]
     fn byte(&self, at: usize) -> Option<u8> {
         self.bytes.get(at).copied()
     }
 
+    #[inline(always)]
     fn skip_whitespace(&self, mut at: usize) -> usize {
         while matches!(self.byte(at), Some(b' ' | b'\t' | b'\n' | b'\r')) {
             at += 1;
@@ -192,13 +266,15 @@ impl<'a> Scanner<'a> {
             Some(b'"') => Top::String,
             _ => Top::Scalar,
         };
-        let mut stack = Stack::new(self.attachments.is_some());
+        let mut stack = Stack::<TRACK>::new();
+        // Where the first element of a top-level array starts, until it has been read.
         let mut first_start = None;
         let mut first = None;
+        let mut first_pending = top == Top::Array;
 
         loop {
             // A value starts at `at` (whitespace skipped).
-            if stack.len == 1 && top == Top::Array && first_start.is_none() {
+            if first_pending && stack.len == 1 && first_start.is_none() {
                 first_start = Some(at);
             }
             let mut done = match self.byte(at).ok_or(invalid)? {
@@ -212,7 +288,7 @@ impl<'a> Scanner<'a> {
                     let close = if object { b'}' } else { b']' };
                     if self.byte(at) == Some(close) {
                         at += 1;
-                        Done::Container(stack.pop(self).ok_or(invalid)?)
+                        Done::Container(stack.pop(self.attachments).ok_or(invalid)?)
                     } else {
                         if object {
                             at = self.object_key(at, &mut stack)?;
@@ -246,13 +322,13 @@ impl<'a> Scanner<'a> {
 
             // A value ended at `at`: hand it to its container, closing containers as they end.
             loop {
-                if stack.len == 1
-                    && top == Top::Array
-                    && first.is_none()
+                if first_pending
+                    && stack.len == 1
                     && let Some(start) = first_start
                 {
+                    first_pending = false;
                     first = self.text.get(start..at);
-                    if self.first_only {
+                    if FIRST_ONLY {
                         return Ok(Scan {
                             top,
                             first,
@@ -303,7 +379,7 @@ impl<'a> Scanner<'a> {
                     }
                     (Some(b']'), false) | (Some(b'}'), true) => {
                         at += 1;
-                        done = Done::Container(stack.pop(self).ok_or(invalid)?);
+                        done = Done::Container(stack.pop(self.attachments).ok_or(invalid)?);
                     }
                     _ => return Err(invalid),
                 }
@@ -311,17 +387,10 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// Whether a closed container's placeholders are valid.
-    fn frame_ok(&self, frame: &Frame) -> bool {
-        match self.attachments {
-            Some(count) if frame.placeholder => frame.num.is_some_and(|num| num < count),
-            _ => !frame.invalid,
-        }
-    }
-
     /// Reads `"key"` and `:` at `at`, records which key it is on the open object, and returns
     /// where its value starts.
-    fn object_key(&self, at: usize, stack: &mut Stack) -> Result<usize, ScanError> {
+    #[inline(always)]
+    fn object_key(&self, at: usize, stack: &mut Stack<TRACK>) -> Result<usize, ScanError> {
         if self.byte(at) != Some(b'"') {
             return Err(ScanError::Invalid);
         }
@@ -330,24 +399,29 @@ impl<'a> Scanner<'a> {
             let raw = self.text.get(at..end).unwrap_or_default();
             frame.key = key_of(raw, escaped);
         }
-        let colon = self.skip_whitespace(end);
+        let mut colon = end;
         if self.byte(colon) != Some(b':') {
-            return Err(ScanError::Invalid);
+            colon = self.skip_whitespace(colon);
+            if self.byte(colon) != Some(b':') {
+                return Err(ScanError::Invalid);
+            }
         }
         Ok(self.skip_whitespace(colon + 1))
     }
 
     /// Reads the string starting with the quote at `at`: returns the position after its closing
     /// quote and whether it has escapes.
+    #[inline(always)]
     fn string(&self, at: usize) -> Result<(usize, bool), ScanError> {
-        let mut at = at + 1;
-        let mut escaped = false;
+        let mut at = self.skip_plain(at + 1);
+        if self.byte(at) == Some(b'"') {
+            return Ok((at + 1, false));
+        }
+        // Escapes (or an error): the slower loop.
         loop {
-            at = self.skip_plain(at);
             match self.byte(at) {
-                Some(b'"') => return Ok((at + 1, escaped)),
+                Some(b'"') => return Ok((at + 1, true)),
                 Some(b'\\') => {
-                    escaped = true;
                     at += match self.byte(at + 1) {
                         Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => 2,
                         Some(b'u') => {
@@ -363,18 +437,20 @@ impl<'a> Scanner<'a> {
                 // A control character (they must be escaped) or the end of the text.
                 _ => return Err(ScanError::Invalid),
             }
+            at = self.skip_plain(at);
         }
     }
 
     /// Skips what may stand unescaped in a string (anything but `"`, `\` and control
     /// characters), eight bytes at a time: returns the position of the first byte that may not.
+    #[inline(always)]
     fn skip_plain(&self, mut at: usize) -> usize {
         const ONES: u64 = 0x0101_0101_0101_0101;
         const HIGH: u64 = 0x8080_8080_8080_8080;
         // The classic "has a zero byte" and "has a byte less than n" tests: the lowest flagged
         // byte of each is exact (false positives only appear above a true one).
-        while let Some(chunk) = self.bytes.get(at..at + 8) {
-            let word = u64::from_le_bytes(<[u8; 8]>::try_from(chunk).unwrap_or_default());
+        while let Some(chunk) = self.bytes.get(at..).and_then(<[u8]>::first_chunk::<8>) {
+            let word = u64::from_le_bytes(*chunk);
             let quote = word ^ (ONES * u64::from(b'"'));
             let backslash = word ^ (ONES * u64::from(b'\\'));
             let special = ((quote.wrapping_sub(ONES) & !quote)
@@ -395,6 +471,7 @@ impl<'a> Scanner<'a> {
         at
     }
 
+    #[inline(always)]
     fn literal(&self, at: usize, word: &[u8]) -> Result<usize, ScanError> {
         if self.bytes.get(at..at + word.len()) == Some(word) {
             Ok(at + word.len())
@@ -404,7 +481,8 @@ impl<'a> Scanner<'a> {
     }
 
     /// Reads a number: returns where it ends and its value when it is a non-negative integer
-    /// that fits in a `u64`.
+    /// that fits in a `u64` (only computed when `TRACK`: only placeholders care).
+    #[inline(always)]
     fn number(&self, start: usize) -> Result<(usize, Option<u64>), ScanError> {
         let mut at = start;
         let negative = self.byte(at) == Some(b'-');
@@ -413,7 +491,7 @@ impl<'a> Scanner<'a> {
         }
         match self.byte(at) {
             Some(b'0') => at += 1,
-            Some(b'1'..=b'9') => at = self.digits(at),
+            Some(b'1'..=b'9') => at = self.digits(at + 1),
             _ => return Err(ScanError::Invalid),
         }
         let integer_end = at;
@@ -427,8 +505,7 @@ impl<'a> Scanner<'a> {
             }
             at = self.required_digits(at)?;
         }
-        // Only placeholders care about the value.
-        let index = if self.attachments.is_some() && !negative && at == integer_end {
+        let index = if TRACK && !negative && at == integer_end {
             self.bytes
                 .get(start..at)
                 .and_then(crate::socketio::parse_u64)
@@ -438,6 +515,7 @@ impl<'a> Scanner<'a> {
         Ok((at, index))
     }
 
+    #[inline(always)]
     fn digits(&self, mut at: usize) -> usize {
         while self.byte(at).is_some_and(|byte| byte.is_ascii_digit()) {
             at += 1;
@@ -574,12 +652,11 @@ mod tests {
                 text.push(special);
                 text.extend_from_slice(b"tail\"");
                 let text = String::from_utf8(text).unwrap();
-                let scanner = Scanner {
+                let scanner = Scanner::<false, false> {
                     text: &text,
                     bytes: text.as_bytes(),
                     max_depth: 1,
-                    attachments: None,
-                    first_only: false,
+                    attachments: u64::MAX,
                 };
                 assert_eq!(scanner.skip_plain(0), stop, "{len} {special}");
             }
@@ -613,6 +690,16 @@ mod tests {
             r#"[{"_placeholder":true,"num":0,"x":{"_placeholder":true,"num":5}}]"#,
             1
         ));
+        // Deeper than the inline frames: the heap frames keep the same rules.
+        let deep = |num: u64| {
+            format!(
+                "{}{{\"_placeholder\":true,\"num\":{num}}}{}",
+                "[{\"a\":".repeat(10),
+                "}]".repeat(10)
+            )
+        };
+        assert!(scan(&deep(0), 64, Some(1)).unwrap().placeholders_ok);
+        assert!(!scan(&deep(1), 64, Some(1)).unwrap().placeholders_ok);
         // Without an attachment count, placeholders are plain objects.
         assert!(
             scan(r#"[{"_placeholder":true,"num":5}]"#, 8, None)

@@ -29,7 +29,7 @@ use serde::{Serialize, Serializer};
 
 use crate::Utf8Bytes;
 use crate::json::{self, ScanError, Top};
-use crate::utf8::{TextSink, Utf8BytesMut};
+use crate::utf8::TextSink;
 
 /// The default namespace.
 pub const DEFAULT_NAMESPACE: &str = "/";
@@ -457,9 +457,10 @@ impl Packet {
 
     /// The packet's text form as a new [`Utf8Bytes`].
     pub fn to_text(&self) -> Utf8Bytes {
-        let mut dst = Utf8BytesMut::with_capacity(self.encoded_len());
+        // Exact capacity: the `String` becomes the `Bytes` without a copy or a reallocation.
+        let mut dst = String::with_capacity(self.encoded_len());
         self.encode_to(&mut dst);
-        dst.freeze()
+        Utf8Bytes::from(dst)
     }
 
     /// Writes the text form without reserving: callers size `dst` with [`Packet::encoded_len`].

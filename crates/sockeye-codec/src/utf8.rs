@@ -262,6 +262,23 @@ impl TextSink for Utf8BytesMut {
     }
 }
 
+/// `to_text` builds a `String` of the exact length and hands it to `Utf8Bytes` without a copy:
+/// less bookkeeping than a `BytesMut` for a one-shot encode.
+impl TextSink for String {
+    fn put_text(&mut self, text: &str) {
+        self.push_str(text);
+    }
+
+    fn put_ascii(&mut self, byte: u8) {
+        self.push(char::from(byte));
+    }
+
+    fn put_base64(&mut self, data: &[u8]) {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode_string(data, self);
+    }
+}
+
 #[cfg(feature = "arbitrary")]
 impl<'a> arbitrary::Arbitrary<'a> for Utf8Bytes {
     fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
