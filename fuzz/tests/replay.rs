@@ -125,3 +125,12 @@ fn auth_seeds_are_valid_tokens() {
         "expired"
     );
 }
+
+/// The harness took a refused upgrade while the abandoned upgrade socket still owed its close
+/// frame for a contract breach; the session refuses it on purpose (harness fix).
+#[test]
+fn regression_engine_session_upgrade_refused_while_aborted_socket_open() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("regressions/engine_session/upgrade-refused-while-aborted-socket-open");
+    sockeye_fuzz::engine_session(&fs::read(path).unwrap());
+}
