@@ -111,8 +111,9 @@ struct Frame {
     invalid: bool,
 }
 
-/// Levels whose kind is kept in a bit of `Stack::objects`; deeper ones go to the heap.
-const INLINE_LEVELS: usize = 128;
+/// Levels whose kind is kept in a bit of `Stack::objects`; deeper ones go to the heap (a
+/// `u64` shifts in one instruction, a `u128` does not).
+const INLINE_LEVELS: usize = 64;
 
 /// Placeholder frames kept inline (no allocation for the usual shallow binary payload).
 const INLINE_FRAMES: usize = 8;
@@ -163,10 +164,10 @@ impl Frames {
 }
 
 /// The open arrays and objects. Whether a level is an object is one bit (inline for the first
-/// 128 levels); placeholder frames exist only when placeholders are checked (`TRACK`).
+/// 64 levels); placeholder frames exist only when placeholders are checked (`TRACK`).
 struct Stack<const TRACK: bool> {
     len: usize,
-    objects: u128,
+    objects: u64,
     deep_objects: Vec<bool>,
     frames: Frames,
 }
@@ -184,7 +185,7 @@ impl<const TRACK: bool> Stack<TRACK> {
     #[inline]
     fn push(&mut self, object: bool) {
         if self.len < INLINE_LEVELS {
-            let bit = 1u128 << self.len;
+            let bit = 1u64 << self.len;
             if object {
                 self.objects |= bit;
             } else {
@@ -267,16 +268,14 @@ impl<'a, const TRACK: bool, const FIRST_ONLY: bool> Scanner<'a, TRACK, FIRST_ONL
             _ => Top::Scalar,
         };
         let mut stack = Stack::<TRACK>::new();
-        // Where the first element of a top-level array starts, until it has been read.
-        let mut first_start = None;
+        // Where the first element of a top-level array starts (right after the `[`), until it
+        // has been read.
+        let mut first_start = 0;
         let mut first = None;
         let mut first_pending = top == Top::Array;
 
         loop {
             // A value starts at `at` (whitespace skipped).
-            if first_pending && stack.len == 1 && first_start.is_none() {
-                first_start = Some(at);
-            }
             let mut done = match self.byte(at).ok_or(invalid)? {
                 open @ (b'{' | b'[') => {
                     if stack.len >= self.max_depth {
@@ -285,6 +284,9 @@ impl<'a, const TRACK: bool, const FIRST_ONLY: bool> Scanner<'a, TRACK, FIRST_ONL
                     let object = open == b'{';
                     stack.push(object);
                     at = self.skip_whitespace(at + 1);
+                    if stack.len == 1 {
+                        first_start = at;
+                    }
                     let close = if object { b'}' } else { b']' };
                     if self.byte(at) == Some(close) {
                         at += 1;
@@ -322,12 +324,9 @@ impl<'a, const TRACK: bool, const FIRST_ONLY: bool> Scanner<'a, TRACK, FIRST_ONL
 
             // A value ended at `at`: hand it to its container, closing containers as they end.
             loop {
-                if first_pending
-                    && stack.len == 1
-                    && let Some(start) = first_start
-                {
+                if first_pending && stack.len == 1 {
                     first_pending = false;
-                    first = self.text.get(start..at);
+                    first = self.text.get(first_start..at);
                     if FIRST_ONLY {
                         return Ok(Scan {
                             top,
@@ -396,8 +395,11 @@ impl<'a, const TRACK: bool, const FIRST_ONLY: bool> Scanner<'a, TRACK, FIRST_ONL
         }
         let (end, escaped) = self.string(at)?;
         if let Some(frame) = stack.top_frame() {
-            let raw = self.text.get(at..end).unwrap_or_default();
-            frame.key = key_of(raw, escaped);
+            frame.key = if escaped {
+                key_of_escaped(self.text.get(at..end).unwrap_or_default())
+            } else {
+                key_of_plain(self.bytes.get(at..end).unwrap_or_default())
+            };
         }
         let mut colon = end;
         if self.byte(colon) != Some(b':') {
@@ -533,18 +535,23 @@ impl<'a, const TRACK: bool, const FIRST_ONLY: bool> Scanner<'a, TRACK, FIRST_ONL
     }
 }
 
-/// Classifies a raw key (with its quotes); escaped keys are decoded first, as `JSON.parse` would.
-fn key_of(raw: &str, escaped: bool) -> Key {
-    let classify = |key: &str| match key {
+/// Classifies a raw key without escapes (with its quotes).
+fn key_of_plain(raw: &[u8]) -> Key {
+    match raw {
+        b"\"_placeholder\"" => Key::Placeholder,
+        b"\"num\"" => Key::Num,
+        _ => Key::Other,
+    }
+}
+
+/// Classifies a raw key with escapes (with its quotes): decoded first, as `JSON.parse` would.
+#[cold]
+fn key_of_escaped(raw: &str) -> Key {
+    serde_json::from_str::<String>(raw).map_or(Key::Other, |key| match key.as_str() {
         "_placeholder" => Key::Placeholder,
         "num" => Key::Num,
         _ => Key::Other,
-    };
-    if escaped {
-        serde_json::from_str::<String>(raw).map_or(Key::Other, |key| classify(&key))
-    } else {
-        classify(raw.get(1..raw.len().saturating_sub(1)).unwrap_or_default())
-    }
+    })
 }
 
 #[cfg(test)]
