@@ -313,6 +313,9 @@ impl Harness {
                 if was_closed {
                     assert!(result.is_err());
                 }
+                // A body that fails to decode before its first packet never reads the clock:
+                // the timer may stay in the past (the driver fires it at once; harmless).
+                took_now = false;
                 if result.is_err() && polling {
                     assert!(
                         self.session.is_closed(),

@@ -134,3 +134,12 @@ fn regression_engine_session_upgrade_refused_while_aborted_socket_open() {
         .join("regressions/engine_session/upgrade-refused-while-aborted-socket-open");
     sockeye_fuzz::engine_session(&fs::read(path).unwrap());
 }
+
+/// A POST body that fails to decode before its first packet does not read the clock, so the
+/// timer may stay in the past; the harness had asserted otherwise (harness fix).
+#[test]
+fn regression_engine_session_post_body_decode_error_leaves_timer_past() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("regressions/engine_session/post-body-decode-error-leaves-timer-past");
+    sockeye_fuzz::engine_session(&fs::read(path).unwrap());
+}
