@@ -143,3 +143,13 @@ fn regression_engine_session_post_body_decode_error_leaves_timer_past() {
         .join("regressions/engine_session/post-body-decode-error-leaves-timer-past");
     sockeye_fuzz::engine_session(&fs::read(path).unwrap());
 }
+
+/// The input held a piece of a fixed error message (found by libFuzzer through the harness's
+/// own `contains`); the harness now checks that messages are built from the crate's literals
+/// and looks for token-shaped runs only (harness fix).
+#[test]
+fn regression_auth_token_message_text_in_input() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("regressions/auth_token/message-text-in-input");
+    sockeye_fuzz::auth_token(&fs::read(path).unwrap());
+}
