@@ -20,6 +20,21 @@ cargo test --manifest-path fuzz/Cargo.toml --locked
 step "every benchmark once (--test)"
 cargo bench -p sockeye-benches --locked -- --test
 
+step "fan-out load generator smoke (benches/fanout/run.sh --quick, all three servers)"
+benches/fanout/run.sh --quick
+# Every sockeye run connected every receiver and lost nothing.
+python3 - benches/fanout/results/quick.jsonl <<'PY'
+import json, sys
+runs = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+mine = [r for r in runs if r["label"] == "sockeye"]
+assert len(mine) == 3, f"expected 3 sockeye runs, got {len(mine)}"
+for r in mine:
+    assert r["connected"] == r["receivers"], f'{r["scenario"]}: {r["connected"]}/{r["receivers"]} connected'
+    assert r["deliveries_lost"] == 0, f'{r["scenario"]}: {r["deliveries_lost"]} deliveries lost'
+    assert r["deliveries_received"] == r["deliveries_expected"], r["scenario"]
+print(f"fan-out smoke: {len(runs)} runs, sockeye lost nothing in {len(mine)}")
+PY
+
 if [ "${SOCKEYE_SKIP_INTEROP:-0}" = 1 ]; then
   echo "interop suites SKIPPED because SOCKEYE_SKIP_INTEROP=1" >&2
 else
