@@ -684,9 +684,19 @@ pub(crate) fn invalid(setting: &'static str, reason: impl Into<String>) -> Confi
     }
 }
 
+/// The longest heartbeat setting accepted: JavaScript's `setTimeout` limit (about 24.8 days), which
+/// every client's timers must be able to represent.
+const MAX_TIMER_MS: u64 = 2_147_483_647;
+
 fn positive_ms(setting: &'static str, ms: u64) -> Result<Duration, ConfigError> {
     if ms == 0 {
         return Err(invalid(setting, "must be at least 1 millisecond"));
+    }
+    if ms > MAX_TIMER_MS {
+        return Err(invalid(
+            setting,
+            format!("must be at most {MAX_TIMER_MS} milliseconds (what client timers can hold)"),
+        ));
     }
     Ok(Duration::from_millis(ms))
 }
@@ -916,6 +926,11 @@ mod tests {
             (&["--jwt-secret", "short"], "--jwt-secret"),
             (&["--max-payload", "0"], "--max-payload"),
             (&["--ping-interval", "0"], "--ping-interval"),
+            (
+                &["--ping-interval", "18446744073709551615"],
+                "--ping-interval",
+            ),
+            (&["--ping-timeout", "2147483648"], "--ping-timeout"),
             (&["--cors-origins", "not an origin"], "--cors-origins"),
             (&["--host", ""], "--host"),
         ] {
