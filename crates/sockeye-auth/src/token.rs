@@ -115,7 +115,11 @@ pub fn token_from_query(query: &str) -> Option<String> {
         .map(|(_, value)| percent_decode(value))
 }
 
-fn percent_decode(text: &str) -> String {
+/// Percent-decodes one component of a query string (`+` is a space, as in forms). Invalid
+/// escapes are kept as written and invalid UTF-8 is replaced, never refused: the same decoding
+/// [`token_from_query`] applies, so a server that parses the whole query with it hands
+/// [`extract_token`] exactly what this crate would have found.
+pub fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

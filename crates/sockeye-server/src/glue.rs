@@ -345,6 +345,7 @@ impl Transport for SessionTransport {
 /// Decodes a query string into a map (first value wins; `+` is a space; bad escapes are kept
 /// as written).
 pub(crate) fn parse_query(query: &str) -> HashMap<String, String> {
+    use sockeye_auth::percent_decode;
     let mut map = HashMap::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -352,32 +353,6 @@ pub(crate) fn parse_query(query: &str) -> HashMap<String, String> {
             .or_insert_with(|| percent_decode(value));
     }
     map
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        match b {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let decoded = bytes
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok())
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                if let Some(d) = decoded {
-                    out.push(d);
-                    i += 3;
-                    continue;
-                }
-                out.push(b'%');
-            }
-            _ => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
