@@ -12,6 +12,8 @@
 #   --reps N           repetitions of each scenario (default 3; 1 with --quick)
 #   --noise-max CORES  runs during which other processes used more CPU are left out of the
 #                      medians (default 0.25 cores)
+#   --scenarios LIST   comma-separated scenario names to run (default: all of the mode's)
+#   --out NAME         write results/NAME.jsonl and NAME.md (default: latest; quick with --quick)
 #   --no-build         use the binaries already built
 #
 # Every server listens on 127.0.0.1 only and all load goes to loopback. Each server is started
@@ -28,14 +30,18 @@ SERVERS="sockeye,socketioxide,node"
 REPS=""
 NOISE_MAX="0.25"
 BUILD=1
+ONLY=""
+OUT=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1 ;;
     --servers) SERVERS="$2"; shift ;;
     --reps) REPS="$2"; shift ;;
     --noise-max) NOISE_MAX="$2"; shift ;;
+    --scenarios) ONLY="$2"; shift ;;
+    --out) OUT="$2"; shift ;;
     --no-build) BUILD=0 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -165,7 +171,9 @@ stop_server() {
 
 mkdir -p "$RESULTS" "$LOGS"
 # A smoke run must not replace the published results.
-if [ "$QUICK" = 1 ]; then OUT=quick; else OUT=latest; fi
+if [ -z "$OUT" ]; then
+  if [ "$QUICK" = 1 ]; then OUT=quick; else OUT=latest; fi
+fi
 JSONL_TMP="$RESULTS/$OUT.jsonl.tmp"
 : >"$JSONL_TMP"
 STARTED="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -175,6 +183,9 @@ IFS=',' read -r -a SERVER_LIST <<<"$SERVERS"
 for rep in $(seq 1 "$REPS"); do
   for entry in "${SCENARIOS[@]}"; do
     scenario="${entry%%|*}"
+    if [ -n "$ONLY" ]; then
+      case ",$ONLY," in *",$scenario,"*) ;; *) continue ;; esac
+    fi
     read -r -a gen_args <<<"${entry#*|}"
     servers=("${SERVER_LIST[@]}")
     # socketioxide at its default buffer (128 packets), for the record, on the burst only.

@@ -251,3 +251,38 @@ async fn shutdown_finishes_within_its_deadline_despite_a_stuck_client() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn a_client_that_pauses_gets_everything_in_order_when_it_reads_again() {
+    let queue = 32 << 20;
+    let config = EngineConfig::default().max_queued_bytes(NonZeroUsize::new(queue).unwrap());
+    let server = TestServer::builder(config).mode(Mode::Record).spawn().await;
+    let mut raw = RawWs::connect(server.addr, "EIO=4&transport=websocket").await;
+    let (_, open) = raw.read_frame().await.unwrap();
+    let open: serde_json::Value = serde_json::from_slice(&open[1..]).unwrap();
+    let handle = server.session(open["sid"].as_str().unwrap());
+    // More than the socket buffers hold (so writes block and the connection's task takes
+    // over), less than the queue bound (so nothing is cut).
+    let count = 3000;
+    let body = "y".repeat(4000);
+    let mut most_queued = 0;
+    for i in 0..count {
+        handle
+            .send(Outgoing::message_text(&format!("{i:04}{body}")))
+            .unwrap();
+        most_queued = most_queued.max(handle.queued_bytes());
+        assert!(most_queued <= queue);
+        if i % 10 == 0 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    // Messages waited in the queue: the socket was full at some point.
+    assert!(most_queued > 0, "the test must overrun the socket buffers");
+    for i in 0..count {
+        let (opcode, payload) = raw.read_frame().await.unwrap();
+        assert_eq!(opcode, 0x1);
+        assert_eq!(&payload[..5], format!("4{i:04}").as_bytes(), "message {i}");
+        assert_eq!(payload.len(), 4005);
+    }
+    assert!(!handle.is_closed());
+}

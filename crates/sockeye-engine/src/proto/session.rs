@@ -629,6 +629,28 @@ impl Session {
         None
     }
 
+    /// Like [`Session::poll_transmit`], but stops before [`Transmit::Close`]: `None` when
+    /// nothing is queued or when the next item is the close. For a writer that may send
+    /// messages but leaves ending the transport to the connection's own driver; after `None`,
+    /// [`Session::has_ws_transmit`] tells whether a close is due.
+    pub fn poll_transmit_before_close(&mut self, transport: Transport) -> Option<Transmit> {
+        if transport != Transport::WebSocket {
+            return None;
+        }
+        if self.transport == Transport::WebSocket {
+            if self.ws_close_sent || matches!(self.outbox.front(), Some(Transmit::Close(_))) {
+                return None;
+            }
+            return self.pop();
+        }
+        // The upgrade socket carries nothing but the probe answer before its close.
+        if self.probe_reply {
+            self.probe_reply = false;
+            return Some(Transmit::ProbePong);
+        }
+        None
+    }
+
     /// Whether [`Session::poll_transmit`] has something for the WebSocket.
     pub fn has_ws_transmit(&self) -> bool {
         if self.transport == Transport::WebSocket {

@@ -10,6 +10,7 @@ use sockeye_codec::Outgoing;
 use tokio::sync::Notify;
 
 use super::config::EngineConfig;
+use super::direct::DirectOut;
 use super::handler::{Handler, HandshakeInfo};
 use super::timers::Timers;
 use crate::proto::{CloseReason, Event, SendError, Session, SessionConfig, Sid, Transport};
@@ -195,6 +196,7 @@ impl EngineInner {
                 state: Mutex::new(Locked {
                     session,
                     timer_at: None,
+                    direct: None,
                 }),
                 get_notify: Notify::new(),
                 ws_notify: Notify::new(),
@@ -271,17 +273,44 @@ struct Locked {
     session: Session,
     /// The earliest deadline with an entry in the timer heap.
     timer_at: Option<Instant>,
+    /// The WebSocket written directly by senders, when it is a plain TCP socket.
+    direct: Option<DirectOut>,
 }
 
 impl Shared {
     /// Runs `f` on the session, then does what its outputs ask: wakes the drivers that have
     /// something to send, arms the timer, and delivers events (outside the lock).
     pub(crate) fn update<R>(self: &Arc<Self>, f: impl FnOnce(&mut Session) -> R) -> R {
-        self.update_inner(false, f)
+        self.update_inner(false, false, |s, _| f(s))
     }
 
     pub(crate) fn on_timer(self: &Arc<Self>, now: Instant) {
-        self.update_inner(true, |s| s.handle_timeout(now));
+        self.update_inner(true, false, |s, _| s.handle_timeout(now));
+    }
+
+    /// As [`Shared::update`], for the WebSocket driver working on its direct write side: does
+    /// not wake the driver (it is the caller).
+    pub(crate) fn with_direct<R>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&mut Session, &mut Option<DirectOut>) -> R,
+    ) -> R {
+        self.update_inner(false, true, f)
+    }
+
+    /// Writes what a batch deferred (see `direct::Batch`).
+    pub(crate) fn flush_deferred(&self) {
+        let wake = {
+            let mut guard = self.lock();
+            let Locked {
+                session, direct, ..
+            } = &mut *guard;
+            direct
+                .as_mut()
+                .is_some_and(|out| out.flush_deferred(session))
+        };
+        if wake {
+            self.ws_notify.notify_one();
+        }
     }
 
     /// Unregisters the session (it is closed and has nothing left for anyone).
@@ -303,32 +332,38 @@ impl Shared {
     fn update_inner<R>(
         self: &Arc<Self>,
         timer_fired: bool,
-        f: impl FnOnce(&mut Session) -> R,
+        from_driver: bool,
+        f: impl FnOnce(&mut Session, &mut Option<DirectOut>) -> R,
     ) -> R {
         let mut events = Vec::new();
         let (result, wake_get, wake_ws, schedule) = {
             let mut guard = self.lock();
+            let Locked {
+                session,
+                timer_at,
+                direct,
+            } = &mut *guard;
             if timer_fired {
-                guard.timer_at = None;
+                *timer_at = None;
             }
-            let result = f(&mut guard.session);
-            while let Some(event) = guard.session.poll_event() {
+            let result = f(session, direct);
+            while let Some(event) = session.poll_event() {
                 events.push(event);
             }
-            let schedule = match guard.session.poll_timeout() {
-                Some(at) if guard.timer_at.is_none_or(|t| at < t) => {
-                    guard.timer_at = Some(at);
+            let schedule = match session.poll_timeout() {
+                Some(at) if timer_at.is_none_or(|t| at < t) => {
+                    *timer_at = Some(at);
                     Some(at)
                 }
                 _ => None,
             };
-            let session = &guard.session;
-            (
-                result,
-                session.has_get_response(),
-                session.has_ws_transmit(),
-                schedule,
-            )
+            // A directly written socket is written here, by whoever queued something.
+            let wake_ws = match direct.as_mut() {
+                _ if from_driver => false,
+                Some(out) => out.after_update(session, self),
+                None => session.has_ws_transmit(),
+            };
+            (result, session.has_get_response(), wake_ws, schedule)
         };
         if wake_get {
             self.get_notify.notify_one();

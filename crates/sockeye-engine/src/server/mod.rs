@@ -19,6 +19,7 @@
 mod body;
 mod config;
 mod cors;
+mod direct;
 mod engine;
 mod handler;
 mod polling;

@@ -118,7 +118,10 @@ where
     };
     // Events are delivered (and the handler's replies queued) inside this call, while the
     // POST still counts as pending, so a held GET cannot answer with only part of them.
-    let result = shared.update(|s| s.handle_post_body(super::now(), text));
+    let result = {
+        let _batch = super::direct::Batch::enter();
+        shared.update(|s| s.handle_post_body(super::now(), text))
+    };
     shared.update(|s| s.handle_post_done());
     match result {
         Ok(()) => {

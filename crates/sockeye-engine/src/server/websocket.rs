@@ -14,6 +14,7 @@ use sockeye_codec::{Frame, Utf8Bytes};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::body::EngineBody;
+use super::direct;
 use super::engine::{EngineInner, Shared};
 use super::handler::HandshakeInfo;
 use super::service::{ErrorCode, error_response};
@@ -22,7 +23,7 @@ use crate::proto::{CloseReason, ProtocolError, Transmit, Transport};
 
 /// Size of the stack buffer one read goes through. Reading through the stack (and appending
 /// what arrived) means an idle connection holds no read buffer at all.
-const READ_CHUNK: usize = 8 * 1024;
+pub(crate) const READ_CHUNK: usize = 8 * 1024;
 
 pub(crate) fn is_upgrade_request<B>(request: &Request<B>) -> bool {
     let headers = request.headers();
@@ -120,7 +121,14 @@ fn spawn_driver(
     let guard = DriverGuard(Arc::clone(inner));
     tokio::spawn(async move {
         match on_upgrade.await {
-            Ok(upgraded) => drive(TokioIo::new(upgraded), &guard.0, &shared, open).await,
+            // A plain TCP socket is written directly by the senders (see `direct`).
+            Ok(upgraded) => match upgraded.downcast::<TokioIo<tokio::net::TcpStream>>() {
+                Ok(parts) => {
+                    let stream = parts.io.into_inner();
+                    direct::drive(stream, parts.read_buf, &guard.0, &shared, open).await;
+                }
+                Err(upgraded) => drive(TokioIo::new(upgraded), &guard.0, &shared, open).await,
+            },
             Err(_) => shared.update(|s| s.handle_transport_closed(Transport::WebSocket, true)),
         }
         drop(guard);
@@ -139,7 +147,7 @@ fn close_code_for(reason: CloseReason) -> u16 {
 }
 
 /// Appends `item` to the writer; returns the close code when it ends the transport.
-fn push_transmit(writer: &mut FrameWriter, item: Transmit) -> Option<u16> {
+pub(crate) fn push_transmit(writer: &mut FrameWriter, item: Transmit) -> Option<u16> {
     match item {
         Transmit::Message(message) => {
             for frame in message.frames() {
@@ -166,7 +174,7 @@ fn push_transmit(writer: &mut FrameWriter, item: Transmit) -> Option<u16> {
 
 /// How the connection loop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum End {
+pub(crate) enum End {
     /// We sent a close frame; wait briefly for the client's.
     Closing,
     /// The client sent a close frame and we answered it.
@@ -234,6 +242,7 @@ where
                 }
                 Err(_) => end = Some(End::Cut),
                 Ok(_) => {
+                    let _batch = direct::Batch::enter();
                     end = handle_input(&mut reader, &mut rbuf, &mut writer, shared, &mut detached);
                     if rbuf.is_empty() {
                         // Frames already taken keep their bytes; drop our handle on the rest.
@@ -302,7 +311,7 @@ fn poll_read_append<R: AsyncRead + Unpin>(
 }
 
 /// Decodes every complete frame in `rbuf` and feeds it to the session.
-fn handle_input(
+pub(crate) fn handle_input(
     reader: &mut FrameReader,
     rbuf: &mut BytesMut,
     writer: &mut FrameWriter,

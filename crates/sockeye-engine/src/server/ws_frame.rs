@@ -294,6 +294,12 @@ impl FrameWriter {
         self.queue.is_empty()
     }
 
+    /// Moves `other`'s frames behind this writer's.
+    pub(crate) fn append(&mut self, other: &mut Self) {
+        self.pending_bytes += std::mem::take(&mut other.pending_bytes);
+        self.queue.append(&mut other.queue);
+    }
+
     /// Releases the queue's allocation when it is empty and has grown.
     pub(crate) fn shrink(&mut self) {
         if self.queue.is_empty() && self.queue.capacity() > 16 {
@@ -309,24 +315,7 @@ impl FrameWriter {
     ) -> Poll<std::io::Result<()>> {
         while !self.queue.is_empty() {
             let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-            let mut n = 0;
-            for frame in &self.queue {
-                if n + 2 > MAX_SLICES {
-                    break;
-                }
-                let hl = usize::from(frame.header_len);
-                if frame.written < hl {
-                    slices[n] = IoSlice::new(&frame.header[frame.written..hl]);
-                    n += 1;
-                    if !frame.payload.is_empty() {
-                        slices[n] = IoSlice::new(&frame.payload);
-                        n += 1;
-                    }
-                } else {
-                    slices[n] = IoSlice::new(&frame.payload[frame.written - hl..]);
-                    n += 1;
-                }
-            }
+            let n = self.fill_slices(&mut slices);
             let written = match Pin::new(&mut *io).poll_write_vectored(cx, &slices[..n]) {
                 Poll::Ready(Ok(0)) => {
                     return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
@@ -338,6 +327,47 @@ impl FrameWriter {
             self.consume(written);
         }
         Poll::Ready(Ok(()))
+    }
+
+    /// Writes without waiting: `Ok(true)` when everything queued went out, `Ok(false)` when
+    /// the socket would block with frames left (wait for writability, then call again).
+    pub(crate) fn try_write(&mut self, io: &tokio::net::TcpStream) -> std::io::Result<bool> {
+        while !self.queue.is_empty() {
+            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+            let n = self.fill_slices(&mut slices);
+            match io.try_write_vectored(&slices[..n]) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(written) => self.consume(written),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Points `slices` at the unwritten bytes, in order, as far as they reach; returns how
+    /// many it filled.
+    fn fill_slices<'a>(&'a self, slices: &mut [IoSlice<'a>; MAX_SLICES]) -> usize {
+        let mut n = 0;
+        for frame in &self.queue {
+            if n + 2 > MAX_SLICES {
+                break;
+            }
+            let hl = usize::from(frame.header_len);
+            if frame.written < hl {
+                slices[n] = IoSlice::new(&frame.header[frame.written..hl]);
+                n += 1;
+                if !frame.payload.is_empty() {
+                    slices[n] = IoSlice::new(&frame.payload);
+                    n += 1;
+                }
+            } else {
+                slices[n] = IoSlice::new(&frame.payload[frame.written - hl..]);
+                n += 1;
+            }
+        }
+        n
     }
 
     fn consume(&mut self, mut written: usize) {
