@@ -109,6 +109,13 @@ impl Outgoing {
         }
     }
 
+    /// Takes the message apart without copying or counting references twice: the text frame
+    /// and the binary frames (shared with the message's other clones). For a writer that
+    /// owns its copy of the message.
+    pub fn into_parts(self) -> (Option<Utf8Bytes>, Option<Arc<[Bytes]>>) {
+        (self.text, self.binaries)
+    }
+
     /// How many frames the message has.
     pub fn frame_count(&self) -> usize {
         usize::from(self.text.is_some()) + self.binaries().len()

@@ -297,6 +297,48 @@ impl Shared {
         self.update_inner(false, true, f)
     }
 
+    /// Queues a message. A directly written WebSocket takes the short way: queueing changes
+    /// no deadline and answers no GET, so only the write (or its deferral) follows.
+    pub(crate) fn send(
+        self: &Arc<Self>,
+        message: Outgoing,
+        volatile: bool,
+    ) -> Result<(), SendError> {
+        let enqueue = |session: &mut Session, message| {
+            if volatile {
+                session.send_volatile(message)
+            } else {
+                session.send(message)
+            }
+        };
+        let message = {
+            let mut guard = self.lock();
+            let Locked {
+                session, direct, ..
+            } = &mut *guard;
+            match direct.as_mut() {
+                Some(out)
+                    if session.transport() == Transport::WebSocket && !session.is_closed() =>
+                {
+                    let result = enqueue(session, message);
+                    // Closed by the slow-consumer policy: the full path delivers the event.
+                    let settled = !session.is_closed();
+                    let wake = settled && out.after_update(session, self);
+                    drop(guard);
+                    if wake {
+                        self.ws_notify.notify_one();
+                    }
+                    if !settled {
+                        self.update(|_| ());
+                    }
+                    return result;
+                }
+                _ => message,
+            }
+        };
+        self.update(|session| enqueue(session, message))
+    }
+
     /// Writes what a batch deferred (see `direct::Batch`).
     pub(crate) fn flush_deferred(&self) {
         let wake = {
@@ -431,7 +473,7 @@ impl SessionHandle {
     /// [`SendError::Closed`], [`SendError::TooLarge`] (over maxPayload), or
     /// [`SendError::SlowConsumer`]: the queue was full and the session has been closed.
     pub fn send(&self, message: Outgoing) -> Result<(), SendError> {
-        self.0.update(|s| s.send(message))
+        self.0.send(message, false)
     }
 
     /// Queues a volatile message: dropped (and reported) when the queue is full.
@@ -439,7 +481,7 @@ impl SessionHandle {
     /// # Errors
     /// [`SendError::Dropped`], or as [`SessionHandle::send`].
     pub fn send_volatile(&self, message: Outgoing) -> Result<(), SendError> {
-        let result = self.0.update(|s| s.send_volatile(message));
+        let result = self.0.send(message, true);
         if result == Err(SendError::Dropped)
             && let Some(engine) = self.0.engine.upgrade()
         {
