@@ -233,3 +233,45 @@ async fn messages_reach_the_handler_in_order() {
     assert_eq!(got, expected);
     let _ = WsClient::connect;
 }
+
+#[tokio::test]
+async fn echoes_of_a_burst_come_back_in_order_with_pings_answered_on_the_way() {
+    // Frames sent back to back arrive in few reads: the echoes made while handling one read
+    // are written at its end, in one batch, behind the pongs of that read.
+    let server = TestServer::builder(EngineConfig::default())
+        .mode(Mode::Echo)
+        .spawn()
+        .await;
+    let mut raw = RawWs::connect(server.addr, "EIO=4&transport=websocket").await;
+    raw.read_frame().await.unwrap();
+    for i in 0..300 {
+        raw.send_frame(0x1, true, format!("4burst-{i}").as_bytes())
+            .await;
+        if i % 100 == 50 {
+            raw.send_frame(0x9, true, b"still there?").await;
+        }
+    }
+    let mut texts = Vec::new();
+    // How many echoes had arrived when each pong did.
+    let mut pongs = Vec::new();
+    while texts.len() < 300 || pongs.len() < 3 {
+        match raw.read_frame().await.unwrap() {
+            (0x1, payload) => texts.push(String::from_utf8(payload).unwrap()),
+            (0xA, payload) => {
+                assert_eq!(payload, b"still there?");
+                pongs.push(texts.len());
+            }
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+    let expected: Vec<String> = (0..300).map(|i| format!("4burst-{i}")).collect();
+    assert_eq!(texts, expected);
+    // Every pong went out before the echoes of the frames that followed its ping.
+    assert_eq!(pongs.len(), 3);
+    for (pong, ping_after) in pongs.iter().zip([50, 150, 250]) {
+        assert!(
+            *pong <= ping_after + 1,
+            "pong after {pong} echoes: {pongs:?}"
+        );
+    }
+}

@@ -13,8 +13,10 @@
 //!
 //! Each session is a [`proto::Session`](crate::proto::Session) behind a `std::sync::Mutex`,
 //! locked only for synchronous state-machine calls (never across an `.await`). One task per
-//! WebSocket connection writes and reads; a held polling GET waits on the session; one timer
-//! task per engine fires every session's single deadline. No task or timer per session.
+//! WebSocket connection reads; on plain TCP whoever queues a message also writes it, without
+//! waiting (the task only writes on backpressure and at the close), behind TLS the task writes
+//! everything. A held polling GET waits on the session; one timer task per engine fires every
+//! session's single deadline. No task or timer per session.
 
 mod body;
 mod config;
