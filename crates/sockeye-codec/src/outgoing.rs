@@ -27,9 +27,16 @@ use crate::utf8::Utf8BytesMut;
 /// assert_eq!(copy.text().unwrap(), r#"42["message","hi"]"#);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Outgoing {
+pub struct Outgoing(Arc<Parts>);
+
+/// One pointer per clone keeps send queues small: a queued message is 8 bytes, not the 48 of
+/// its parts, which matters when a broadcast touches thousands of queues.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Parts {
     text: Option<Utf8Bytes>,
-    binaries: Option<Arc<[Bytes]>>,
+    binaries: Box<[Bytes]>,
+    /// Text plus binary bytes, computed once.
+    wire_len: usize,
 }
 
 /// One frame of an [`Outgoing`] message.
@@ -53,10 +60,7 @@ impl Outgoing {
 
     /// A binary message.
     pub fn binary(data: Bytes) -> Self {
-        Self {
-            text: None,
-            binaries: Some(Arc::from([data])),
-        }
+        Self::from_parts(None, Box::from([data]))
     }
 
     /// A Socket.IO packet and its binary attachments, encoded once.
@@ -69,11 +73,7 @@ impl Outgoing {
         let mut dst = Utf8BytesMut::with_capacity(1 + packet.encoded_len());
         dst.push_ascii(b'4');
         packet.encode_to(&mut dst);
-        let mut message = Self::from_text(dst.freeze());
-        if !attachments.is_empty() {
-            message.binaries = Some(Arc::from(attachments));
-        }
-        message
+        Self::from_parts(Some(dst.freeze()), attachments.into_boxed_slice())
     }
 
     /// A message from an already encoded Engine.IO text packet (`text` must start with `4`) and
@@ -82,25 +82,22 @@ impl Outgoing {
         if text.as_bytes().first() != Some(&b'4') {
             return None;
         }
-        Some(Self {
-            text: Some(text),
-            binaries: (!attachments.is_empty()).then(|| Arc::from(attachments)),
-        })
+        Some(Self::from_parts(Some(text), attachments.into_boxed_slice()))
     }
 
     /// The Engine.IO text packet (`4...`), absent for a bare binary message.
     pub fn text(&self) -> Option<&Utf8Bytes> {
-        self.text.as_ref()
+        self.0.text.as_ref()
     }
 
     /// The binary frames.
     pub fn binaries(&self) -> &[Bytes] {
-        self.binaries.as_deref().unwrap_or_default()
+        &self.0.binaries
     }
 
     /// The frames in the order they go on the wire.
     pub fn frames(&self) -> impl ExactSizeIterator<Item = Frame<'_>> + '_ {
-        let text = self.text.as_ref().map(Frame::Text);
+        let text = self.0.text.as_ref().map(Frame::Text);
         let count = usize::from(text.is_some()) + self.binaries().len();
         Frames {
             text,
@@ -109,29 +106,21 @@ impl Outgoing {
         }
     }
 
-    /// Takes the message apart without copying or counting references twice: the text frame
-    /// and the binary frames (shared with the message's other clones). For a writer that
-    /// owns its copy of the message.
-    pub fn into_parts(self) -> (Option<Utf8Bytes>, Option<Arc<[Bytes]>>) {
-        (self.text, self.binaries)
-    }
-
     /// How many frames the message has.
     pub fn frame_count(&self) -> usize {
-        usize::from(self.text.is_some()) + self.binaries().len()
+        usize::from(self.0.text.is_some()) + self.binaries().len()
     }
 
     /// The bytes the frames carry (text plus binary data, without any framing): what a send
     /// queue should count against its bound.
     pub fn wire_len(&self) -> usize {
-        self.text.as_ref().map_or(0, Utf8Bytes::len)
-            + self.binaries().iter().map(Bytes::len).sum::<usize>()
+        self.0.wire_len
     }
 
     /// The message's length in a long-polling body, separators between its own records
     /// included (not the separator before it).
     pub fn polling_len(&self) -> usize {
-        let text = self.text.as_ref().map_or(0, Utf8Bytes::len);
+        let text = self.0.text.as_ref().map_or(0, Utf8Bytes::len);
         let binaries: usize = self
             .binaries()
             .iter()
@@ -141,10 +130,17 @@ impl Outgoing {
     }
 
     fn from_text(text: Utf8Bytes) -> Self {
-        Self {
-            text: Some(text),
-            binaries: None,
-        }
+        Self::from_parts(Some(text), Box::default())
+    }
+
+    fn from_parts(text: Option<Utf8Bytes>, binaries: Box<[Bytes]>) -> Self {
+        let wire_len = text.as_ref().map_or(0, Utf8Bytes::len)
+            + binaries.iter().map(Bytes::len).sum::<usize>();
+        Self(Arc::new(Parts {
+            text,
+            binaries,
+            wire_len,
+        }))
     }
 }
 

@@ -9,8 +9,8 @@ use http::header::{CONNECTION, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_
 use http::{Method, Request, Response, StatusCode};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use sockeye_codec::Utf8Bytes;
 use sockeye_codec::engineio::Packet;
+use sockeye_codec::{Frame, Utf8Bytes};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::body::EngineBody;
@@ -150,12 +150,11 @@ fn close_code_for(reason: CloseReason) -> u16 {
 pub(crate) fn push_transmit(writer: &mut FrameWriter, item: Transmit) -> Option<u16> {
     match item {
         Transmit::Message(message) => {
-            let (text, binaries) = message.into_parts();
-            if let Some(text) = text {
-                writer.text(text.into_bytes());
-            }
-            for data in binaries.iter().flat_map(|b| b.iter()) {
-                writer.binary(data.clone());
+            for frame in message.frames() {
+                match frame {
+                    Frame::Text(text) => writer.text(text.clone().into_bytes()),
+                    Frame::Binary(data) => writer.binary(data.clone()),
+                }
             }
             None
         }

@@ -335,7 +335,11 @@ impl FrameWriter {
         while !self.queue.is_empty() {
             let mut slices = [IoSlice::new(&[]); MAX_SLICES];
             let n = self.fill_slices(&mut slices);
-            match io.try_write_vectored(&slices[..n]) {
+            // sendmsg(2) rather than writev(2): same bytes, fewer kernel layers per call.
+            let sent = io.try_io(tokio::io::Interest::WRITABLE, || {
+                socket2::SockRef::from(io).send_vectored(&slices[..n])
+            });
+            match sent {
                 Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
                 Ok(written) => self.consume(written),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
