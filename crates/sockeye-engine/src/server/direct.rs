@@ -98,6 +98,7 @@ impl DirectOut {
                         self.driver_owns = true;
                         return true;
                     }
+                    self.writer.release();
                     return false;
                 }
             }
@@ -156,6 +157,7 @@ pub(crate) fn driver_step(
                     return DriverStep::Close(writer);
                 }
                 out.driver_owns = false;
+                out.writer.release();
                 return DriverStep::Idle;
             }
         }

@@ -307,6 +307,14 @@ impl FrameWriter {
         }
     }
 
+    /// Releases the queue's allocation when it is empty, however small: for a writer kept
+    /// between messages (an idle connection then holds no buffer at all).
+    pub(crate) fn release(&mut self) {
+        if self.queue.is_empty() && self.queue.capacity() > 0 {
+            self.queue = VecDeque::new();
+        }
+    }
+
     /// Writes as much as one vectored write takes. Cancel-safe: nothing is lost if dropped.
     pub(crate) fn poll_write<W: AsyncWrite + Unpin>(
         &mut self,
