@@ -132,6 +132,16 @@ async fn wrong_shapes_are_validation_errors_in_the_ack_or_as_error_events() {
         "VALIDATION",
         Some("message"),
     );
+    // A lone surrogate escape is valid JSON but no Unicode text: VALIDATION, and says why.
+    a.send(r#"2900["message",{"content":"\ud800"}]"#).await;
+    let ack = a.wait_ack(900).await;
+    assert_ack_error(&ack, "VALIDATION", "message");
+    assert!(
+        ack["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("surrogate")),
+        "{ack}"
+    );
     // An error has no other effect, and the socket stays usable.
     a.expect_nothing(200).await;
     let ok = a.ack("message", &json!({ "content": "still here" })).await;

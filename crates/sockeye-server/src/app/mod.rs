@@ -392,12 +392,30 @@ async fn on_event(
             }
         }
     }
-    let payload = payload.ok();
+    let payload = match payload {
+        Ok(value) => Some(value),
+        // Valid JSON that serde_json cannot hold: a string with a lone surrogate escape
+        // (`"\ud800"`), which has no Unicode text. Say so, rather than "must be an object".
+        Err(error) if is_app_event(&name) => {
+            tracing::debug!(socket = %socket.id(), event = %name, %error, "unreadable payload");
+            let error = AppError::validation(
+                "payload is not Unicode text: lone surrogate escapes (\\ud800 to \\udfff) are refused",
+            );
+            app.reply(&socket, ack, Err(error.for_event(&name)));
+            return;
+        }
+        Err(_) => None,
+    };
     let result = app
         .handle(&socket, &name, payload.as_ref(), &state)
         .await
         .map_err(|e| e.for_event(&name));
     app.reply(&socket, ack, result);
+}
+
+/// The events the application answers (any other is `UNKNOWN_EVENT`, whatever its payload).
+fn is_app_event(name: &str) -> bool {
+    matches!(name, "message" | "join" | "leave" | "auth")
 }
 
 /// Message ids: unique per message and per server run (a random prefix and a counter).
