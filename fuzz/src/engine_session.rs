@@ -492,8 +492,16 @@ impl Harness {
             body.is_some(),
             "has_get_response agrees with poll_get_response"
         );
-        let Some(body) = body else {
-            return;
+        let body = match body {
+            None => return,
+            Some(Ok(body)) => body,
+            Some(Err(error)) => {
+                // Only a GET held during an upgrade that then completed is refused.
+                assert_eq!(error, ProtocolError::TransportMismatch);
+                assert_eq!(self.session.transport(), Transport::WebSocket);
+                assert!(!self.session.has_get_response(), "one answer per GET");
+                return;
+            }
         };
         assert!(!self.session.has_get_response(), "one answer per GET");
         let body = Utf8Bytes::try_from_bytes(body).expect("a polling body is UTF-8");

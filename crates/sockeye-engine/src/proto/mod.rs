@@ -13,8 +13,8 @@
 //!    the application, a timer that fired) call the matching `handle_*` method or command.
 //! 3. After every input, drain the outputs: [`Session::poll_event`] until `None` (deliver them
 //!    upward), [`Session::poll_transmit`] for the WebSocket (write them) or
-//!    [`Session::poll_get_response`] for a waiting polling GET, and re-arm one timer at
-//!    [`Session::poll_timeout`].
+//!    [`Session::poll_get_response`] for a waiting polling GET (a body, or the error to answer
+//!    it with), and re-arm one timer at [`Session::poll_timeout`].
 //! 4. When [`Session::poll_event`] yields [`Event::Closed`], the session is over: send what
 //!    remains, then drop it.
 
@@ -23,5 +23,7 @@ mod session;
 mod sid;
 
 pub use config::{SessionConfig, SlowConsumerPolicy};
-pub use session::{CloseReason, Event, ProtocolError, SendError, Session, Transmit, Transport};
+pub use session::{
+    CloseReason, Event, ProtocolError, SendError, Session, Transmit, Transport, UPGRADE_GET_HOLD,
+};
 pub use sid::{InvalidSid, Sid};

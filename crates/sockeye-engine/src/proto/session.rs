@@ -3,13 +3,23 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use sockeye_codec::engineio::{self, DecodeError, Packet, Payload};
 use sockeye_codec::{Outgoing, Utf8Bytes};
 
 use super::{SessionConfig, Sid, SlowConsumerPolicy};
+
+/// How long a polling GET that arrives during an upgrade waits before a noop may release it.
+///
+/// A client that sends `5` on the upgrade socket and then a GET on another connection (the
+/// official suite's "ignores HTTP requests with same sid after upgrade") expects 400 for the
+/// GET; a multi-threaded server may see the GET first. Holding it this long lets the `5`
+/// that is already on its way win: the GET is then refused as on an upgraded session. The
+/// reference releases a waiting GET with a noop only on a 100 ms interval started at the
+/// probe, so a client waits no longer here than there.
+pub const UPGRADE_GET_HOLD: Duration = Duration::from_millis(50);
 
 /// The two Engine.IO v4 transports this server speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -251,6 +261,12 @@ pub struct Session {
     /// `3probe` is owed on the upgrade socket.
     probe_reply: bool,
     get_pending: bool,
+    /// The pending GET arrived during an upgrade: no noop releases it before this instant
+    /// (see [`UPGRADE_GET_HOLD`]).
+    get_hold: Option<Instant>,
+    /// The upgrade completed while the pending GET was held: it is answered with
+    /// [`ProtocolError::TransportMismatch`], as a GET on an upgraded session is.
+    get_refused: bool,
     post_pending: bool,
     events: VecDeque<Event>,
     closed: Option<CloseReason>,
@@ -272,6 +288,8 @@ impl Session {
             queued_bytes: 0,
             probe_reply: false,
             get_pending: false,
+            get_hold: None,
+            get_refused: false,
             post_pending: false,
             events: VecDeque::new(),
             closed: None,
@@ -423,6 +441,13 @@ impl Session {
     /// A polling GET arrived. Afterwards, [`Session::poll_get_response`] says when and what to
     /// answer.
     ///
+    /// A GET that arrives while an upgrade is under way (WebSocket attached, `5` not yet
+    /// received) is held for [`UPGRADE_GET_HOLD`]: queued packets still leave at once, but the
+    /// noop that ends a poll during an upgrade waits for the hold to end, and if `5` arrives
+    /// first the GET is answered with [`ProtocolError::TransportMismatch`] instead. A GET that
+    /// was pending before the upgrade started is not held: it gets its noop as soon as the
+    /// probe is answered.
+    ///
     /// # Errors
     /// [`ProtocolError::Closed`] (answer "unknown sid"), [`ProtocolError::TransportMismatch`]
     /// (the session is on WebSocket: bad request), [`ProtocolError::PollOverlap`] (a GET was
@@ -444,12 +469,16 @@ impl Session {
             return self.fail(ProtocolError::PollOverlap);
         }
         self.get_pending = true;
+        self.get_hold = self.is_upgrading().then(|| now + UPGRADE_GET_HOLD);
+        self.get_refused = false;
         Ok(())
     }
 
     /// The pending GET went away before it was answered (client disconnected).
     pub fn handle_get_aborted(&mut self) {
         self.get_pending = false;
+        self.get_hold = None;
+        self.get_refused = false;
     }
 
     /// A polling POST arrived; its body is about to be read.
@@ -564,6 +593,9 @@ impl Session {
             self.upgrade = Upgrade::Aborted;
             self.probe_reply = false;
         }
+        if self.get_hold.is_some_and(|until| now >= until) {
+            self.get_hold = None;
+        }
     }
 
     // ----- commands -----------------------------------------------------------------------
@@ -664,26 +696,34 @@ impl Session {
 
     /// The answer to the pending polling GET, if it should be answered now: a payload of at
     /// most maxPayload bytes (a single message longer than that in base64 form still goes
-    /// alone, so a session never stalls). `None`: keep waiting.
-    pub fn poll_get_response(&mut self) -> Option<Bytes> {
+    /// alone, so a session never stalls), or the error to answer with instead. `None`: keep
+    /// waiting.
+    ///
+    /// The error is [`ProtocolError::TransportMismatch`] when the upgrade completed while the
+    /// GET was held (see [`Session::handle_get`]): answer it as a GET on an upgraded session.
+    pub fn poll_get_response(&mut self) -> Option<Result<Bytes, ProtocolError>> {
         if !self.get_pending {
             return None;
         }
+        if self.get_refused {
+            self.answer_get();
+            return Some(Err(ProtocolError::TransportMismatch));
+        }
         let mut body = engineio::PayloadBuilder::new(self.config.max_payload);
         if self.transport != Transport::Polling {
-            // Upgraded: release the held request.
-            self.get_pending = false;
+            // Upgraded: release the request that was pending before the upgrade.
+            self.answer_get();
             body.try_push_packet(&Packet::Noop);
-            return Some(body.finish());
+            return Some(Ok(body.finish()));
         }
         if self.closed.is_none() && self.post_pending {
             return None;
         }
         if self.outbox.is_empty() {
-            if self.closed.is_some() || matches!(self.upgrade, Upgrade::Upgrading(_)) {
-                self.get_pending = false;
+            if self.closed.is_some() || self.upgrade_noop_due() {
+                self.answer_get();
                 body.try_push_packet(&Packet::Noop);
-                return Some(body.finish());
+                return Some(Ok(body.finish()));
             }
             return None;
         }
@@ -700,17 +740,17 @@ impl Session {
             }
             self.pop();
         }
-        self.get_pending = false;
-        Some(body.finish())
+        self.answer_get();
+        Some(Ok(body.finish()))
     }
 
     /// Whether a pending GET would be answered by [`Session::poll_get_response`] now.
     pub fn has_get_response(&self) -> bool {
         self.get_pending
-            && (self.transport != Transport::Polling
+            && (self.get_refused
+                || self.transport != Transport::Polling
                 || self.closed.is_some()
-                || (!self.post_pending
-                    && (!self.outbox.is_empty() || matches!(self.upgrade, Upgrade::Upgrading(_)))))
+                || (!self.post_pending && (!self.outbox.is_empty() || self.upgrade_noop_due())))
     }
 
     /// When to call [`Session::handle_timeout`] next; `None` once closed.
@@ -721,9 +761,13 @@ impl Session {
         let heartbeat = match self.heartbeat {
             Heartbeat::Idle(at) | Heartbeat::AwaitingPong(at) => at,
         };
-        match self.upgrade {
-            Upgrade::Probing(at) | Upgrade::Upgrading(at) => Some(heartbeat.min(at)),
-            Upgrade::None | Upgrade::Aborted => Some(heartbeat),
+        let at = match self.upgrade {
+            Upgrade::Probing(at) | Upgrade::Upgrading(at) => heartbeat.min(at),
+            Upgrade::None | Upgrade::Aborted => heartbeat,
+        };
+        match self.get_hold {
+            Some(until) if self.get_pending => Some(at.min(until)),
+            _ => Some(at),
         }
     }
 
@@ -735,12 +779,17 @@ impl Session {
     // ----- internals ----------------------------------------------------------------------
 
     fn handle_upgrade_packet(&mut self, packet: Packet) {
+        // `handle_packet` ran `handle_timeout(now)` first: a hold still set has not expired.
         match (self.upgrade, packet) {
             (Upgrade::Probing(deadline), Packet::Ping(Some(data))) if data.as_str() == "probe" => {
                 self.upgrade = Upgrade::Upgrading(deadline);
                 self.probe_reply = true;
             }
             (Upgrade::Upgrading(_), Packet::Upgrade) => {
+                if self.get_pending && self.get_hold.is_some() {
+                    // The GET lost the race to this `5`: refused as on an upgraded session.
+                    self.get_refused = true;
+                }
                 self.upgrade = Upgrade::None;
                 self.transport = Transport::WebSocket;
                 self.ws_close_sent = false;
@@ -752,6 +801,19 @@ impl Session {
                 self.probe_reply = false;
             }
         }
+    }
+
+    /// Whether a poll with nothing queued ends with a noop: the probe was answered and the GET
+    /// is not held (it was pending before the upgrade, or its hold is over).
+    fn upgrade_noop_due(&self) -> bool {
+        matches!(self.upgrade, Upgrade::Upgrading(_)) && self.get_hold.is_none()
+    }
+
+    /// The pending GET is answered (whatever with).
+    fn answer_get(&mut self) {
+        self.get_pending = false;
+        self.get_hold = None;
+        self.get_refused = false;
     }
 
     fn enqueue(&mut self, message: Outgoing, volatile: bool) -> Result<(), SendError> {
@@ -835,7 +897,7 @@ impl Session {
     }
 }
 
-fn duration_ms(d: std::time::Duration) -> u64 {
+fn duration_ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
@@ -868,8 +930,15 @@ mod tests {
 
     fn get_body(s: &mut Session, now: Instant) -> Option<String> {
         s.handle_get(now).unwrap();
-        let body = s.poll_get_response();
-        body.map(|b| String::from_utf8(b.to_vec()).unwrap())
+        poll_get(s).map(Result::unwrap)
+    }
+
+    /// The pending GET's answer as text, or the error it is answered with.
+    fn poll_get(s: &mut Session) -> Option<Result<String, ProtocolError>> {
+        let has = s.has_get_response();
+        let answer = s.poll_get_response();
+        assert_eq!(has, answer.is_some(), "has_get_response agrees");
+        answer.map(|a| a.map(|b| String::from_utf8(b.to_vec()).unwrap()))
     }
 
     fn ws_texts(s: &mut Session) -> Vec<String> {
@@ -952,7 +1021,7 @@ mod tests {
         assert!(s.poll_get_response().is_none());
         s.handle_timeout(t0 + INTERVAL);
         assert!(s.has_get_response());
-        assert_eq!(&s.poll_get_response().unwrap()[..], b"2");
+        assert_eq!(&s.poll_get_response().unwrap().unwrap()[..], b"2");
     }
 
     #[test]
@@ -981,7 +1050,10 @@ mod tests {
         s.send(Outgoing::message_text("c")).unwrap();
         s.handle_post_done();
         assert!(s.has_get_response());
-        assert_eq!(&s.poll_get_response().unwrap()[..], b"4a\x1e4b\x1e4c");
+        assert_eq!(
+            &s.poll_get_response().unwrap().unwrap()[..],
+            b"4a\x1e4b\x1e4c"
+        );
     }
 
     #[test]
@@ -1004,7 +1076,7 @@ mod tests {
         let (mut s, t0) = open(Transport::Polling, config());
         s.handle_get(t0).unwrap();
         assert_eq!(s.handle_get(t0), Err(ProtocolError::PollOverlap));
-        assert_eq!(&s.poll_get_response().unwrap()[..], b"1");
+        assert_eq!(&s.poll_get_response().unwrap().unwrap()[..], b"1");
         assert_eq!(s.handle_get(t0), Err(ProtocolError::Closed));
         assert_eq!(events(&mut s), ["closed:transport error"]);
     }
@@ -1028,7 +1100,7 @@ mod tests {
         s.handle_post_start(t0).unwrap();
         s.handle_post_body(t0, Utf8Bytes::from_static("1")).unwrap();
         s.handle_post_done();
-        assert_eq!(&s.poll_get_response().unwrap()[..], b"6");
+        assert_eq!(&s.poll_get_response().unwrap().unwrap()[..], b"6");
         assert_eq!(s.handle_get(t0), Err(ProtocolError::Closed));
     }
 
@@ -1065,29 +1137,177 @@ mod tests {
             Err(ProtocolError::UpgradeRefused)
         );
         s.handle_get(t0).unwrap();
+        // The probe comes after the hold of a GET that arrived during the upgrade.
+        let t1 = t0 + UPGRADE_GET_HOLD;
         s.handle_packet(
-            t0,
+            t1,
             Transport::WebSocket,
             Packet::Ping(Some(Utf8Bytes::from_static("probe"))),
         )
         .unwrap();
         assert_eq!(ws_texts(&mut s), ["3probe"]);
         // Probe answered: the held GET is released with a noop.
-        assert_eq!(&s.poll_get_response().unwrap()[..], b"6");
+        assert_eq!(&s.poll_get_response().unwrap().unwrap()[..], b"6");
         s.send(Outgoing::message_text("during")).unwrap();
         // Nothing for the upgrade socket until "5".
         assert!(ws_texts(&mut s).is_empty());
-        s.handle_packet(t0, Transport::WebSocket, Packet::Upgrade)
+        s.handle_packet(t1, Transport::WebSocket, Packet::Upgrade)
             .unwrap();
         assert_eq!(s.transport(), Transport::WebSocket);
         s.send(Outgoing::message_text("after")).unwrap();
         assert_eq!(ws_texts(&mut s), ["4during", "4after"]);
         assert_eq!(events(&mut s), ["upgraded"]);
-        assert_eq!(s.handle_get(t0), Err(ProtocolError::TransportMismatch));
+        assert_eq!(s.handle_get(t1), Err(ProtocolError::TransportMismatch));
         assert_eq!(
-            s.handle_upgrade_start(t0),
+            s.handle_upgrade_start(t1),
             Err(ProtocolError::UpgradeRefused)
         );
+    }
+
+    /// A polling session with an upgrade socket that has sent `2probe` and got `3probe`.
+    fn probed(config: SessionConfig) -> (Session, Instant) {
+        let (mut s, t0) = open(Transport::Polling, config);
+        s.handle_upgrade_start(t0).unwrap();
+        s.handle_packet(t0, Transport::WebSocket, probe()).unwrap();
+        assert_eq!(ws_texts(&mut s), ["3probe"]);
+        (s, t0)
+    }
+
+    fn probe() -> Packet {
+        Packet::Ping(Some(Utf8Bytes::from_static("probe")))
+    }
+
+    #[test]
+    fn get_held_during_the_upgrade_is_refused_when_5_arrives() {
+        // The suite's race: `5` is on its way over the WebSocket when the GET is handled.
+        let (mut s, t0) = probed(config());
+        let t1 = t0 + Duration::from_millis(5);
+        s.handle_get(t1).unwrap();
+        assert_eq!(poll_get(&mut s), None, "held, no noop yet");
+        assert_eq!(s.poll_timeout(), Some(t1 + UPGRADE_GET_HOLD));
+        let t2 = t1 + UPGRADE_GET_HOLD - Duration::from_millis(1);
+        s.handle_packet(t2, Transport::WebSocket, Packet::Upgrade)
+            .unwrap();
+        assert_eq!(s.transport(), Transport::WebSocket);
+        assert_eq!(
+            poll_get(&mut s),
+            Some(Err(ProtocolError::TransportMismatch))
+        );
+        assert_eq!(poll_get(&mut s), None, "one answer per GET");
+        assert_eq!(events(&mut s), ["upgraded"]);
+        // The session lives on over the WebSocket; polling stays refused.
+        s.send(Outgoing::message_text("hello")).unwrap();
+        assert_eq!(ws_texts(&mut s), ["4hello"]);
+        assert_eq!(s.handle_get(t2), Err(ProtocolError::TransportMismatch));
+        assert!(!s.is_closed());
+    }
+
+    #[test]
+    fn get_held_while_probing_is_refused_when_probe_and_5_follow() {
+        // The GET may even come before the driver has read `2probe`.
+        let (mut s, t0) = open(Transport::Polling, config());
+        s.handle_upgrade_start(t0).unwrap();
+        s.handle_get(t0).unwrap();
+        s.handle_packet(t0, Transport::WebSocket, probe()).unwrap();
+        assert_eq!(ws_texts(&mut s), ["3probe"]);
+        assert_eq!(poll_get(&mut s), None);
+        s.handle_packet(t0, Transport::WebSocket, Packet::Upgrade)
+            .unwrap();
+        assert_eq!(
+            poll_get(&mut s),
+            Some(Err(ProtocolError::TransportMismatch))
+        );
+    }
+
+    #[test]
+    fn get_held_during_the_upgrade_without_5_ends_as_a_normal_poll() {
+        let (mut s, t0) = probed(config());
+        let t1 = t0 + Duration::from_millis(5);
+        s.handle_get(t1).unwrap();
+        s.handle_timeout(t1 + UPGRADE_GET_HOLD - Duration::from_millis(1));
+        assert_eq!(poll_get(&mut s), None);
+        // The timer armed for the end of the hold releases it with the upgrade's noop.
+        assert_eq!(s.poll_timeout(), Some(t1 + UPGRADE_GET_HOLD));
+        s.handle_timeout(t1 + UPGRADE_GET_HOLD);
+        assert_eq!(poll_get(&mut s), Some(Ok("6".to_owned())));
+        assert_eq!(
+            s.poll_timeout(),
+            Some(t0 + INTERVAL),
+            "back to the heartbeat"
+        );
+        // A `5` after that answer completes the upgrade as usual.
+        s.handle_packet(t1 + UPGRADE_GET_HOLD, Transport::WebSocket, Packet::Upgrade)
+            .unwrap();
+        assert_eq!(s.transport(), Transport::WebSocket);
+        assert_eq!(poll_get(&mut s), None);
+    }
+
+    #[test]
+    fn get_held_during_the_upgrade_still_takes_queued_packets_at_once() {
+        let (mut s, t0) = probed(config());
+        s.handle_get(t0).unwrap();
+        assert_eq!(poll_get(&mut s), None);
+        s.send(Outgoing::message_text("now")).unwrap();
+        assert_eq!(poll_get(&mut s), Some(Ok("4now".to_owned())));
+        // The next GET is held again; `5` within its hold refuses it.
+        s.handle_get(t0).unwrap();
+        s.handle_packet(t0, Transport::WebSocket, Packet::Upgrade)
+            .unwrap();
+        assert_eq!(
+            poll_get(&mut s),
+            Some(Err(ProtocolError::TransportMismatch))
+        );
+    }
+
+    #[test]
+    fn get_held_while_probing_gets_the_noop_at_the_probe_once_its_hold_is_over() {
+        let (mut s, t0) = open(Transport::Polling, config());
+        s.handle_upgrade_start(t0).unwrap();
+        s.handle_get(t0).unwrap();
+        let late = t0 + UPGRADE_GET_HOLD + Duration::from_millis(10);
+        s.handle_timeout(late);
+        assert_eq!(
+            poll_get(&mut s),
+            None,
+            "no probe yet: an ordinary long poll"
+        );
+        s.handle_packet(late, Transport::WebSocket, probe())
+            .unwrap();
+        assert_eq!(poll_get(&mut s), Some(Ok("6".to_owned())));
+    }
+
+    #[test]
+    fn get_pending_before_the_upgrade_gets_a_noop_not_an_error() {
+        // Released at the probe, without a hold.
+        let (mut s, t0) = open(Transport::Polling, config());
+        s.handle_get(t0).unwrap();
+        s.handle_upgrade_start(t0).unwrap();
+        s.handle_packet(t0, Transport::WebSocket, probe()).unwrap();
+        assert_eq!(poll_get(&mut s), Some(Ok("6".to_owned())));
+
+        // Still pending when `5` arrives (a POST kept it from answering at the probe):
+        // released with a noop by the upgrade.
+        let (mut s, t0) = open(Transport::Polling, config());
+        s.handle_get(t0).unwrap();
+        s.handle_upgrade_start(t0).unwrap();
+        s.handle_post_start(t0).unwrap();
+        s.handle_packet(t0, Transport::WebSocket, probe()).unwrap();
+        assert_eq!(poll_get(&mut s), None, "a POST is in progress");
+        s.handle_packet(t0, Transport::WebSocket, Packet::Upgrade)
+            .unwrap();
+        assert_eq!(poll_get(&mut s), Some(Ok("6".to_owned())));
+    }
+
+    #[test]
+    fn an_aborted_held_get_leaves_no_hold_behind() {
+        let (mut s, t0) = probed(config());
+        s.handle_get(t0).unwrap();
+        s.handle_get_aborted();
+        assert_eq!(s.poll_timeout(), Some(t0 + INTERVAL));
+        s.handle_packet(t0, Transport::WebSocket, Packet::Upgrade)
+            .unwrap();
+        assert_eq!(poll_get(&mut s), None);
+        assert_eq!(s.handle_get(t0), Err(ProtocolError::TransportMismatch));
     }
 
     #[test]
@@ -1330,9 +1550,17 @@ mod properties {
                         }
                     }
                     Op::DrainGet => {
-                        if let Some(body) = s.poll_get_response() {
-                            prop_assert!(body.len() <= 1000);
-                            ids_in(std::str::from_utf8(&body).unwrap(), &mut delivered);
+                        match s.poll_get_response() {
+                            Some(Ok(body)) => {
+                                prop_assert!(body.len() <= 1000);
+                                ids_in(std::str::from_utf8(&body).unwrap(), &mut delivered);
+                            }
+                            Some(Err(error)) => {
+                                // Only a GET that lost the race to the upgrade is refused.
+                                prop_assert_eq!(error, ProtocolError::TransportMismatch);
+                                prop_assert_eq!(s.transport(), Transport::WebSocket);
+                            }
+                            None => {}
                         }
                     }
                 }
@@ -1374,7 +1602,7 @@ mod properties {
                         if !s.get_pending {
                             s.handle_get(now).unwrap();
                         }
-                        let body = s.poll_get_response().unwrap();
+                        let body = s.poll_get_response().unwrap().unwrap();
                         ids_in(std::str::from_utf8(&body).unwrap(), &mut delivered);
                     }
                 }

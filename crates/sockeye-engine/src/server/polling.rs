@@ -43,7 +43,8 @@ impl Drop for PendingGet<'_> {
     }
 }
 
-/// A polling GET: answered as soon as the session has something for it.
+/// A polling GET: answered as soon as the session has something for it, or with 400 when an
+/// upgrade completes while the session holds it (see `Session::handle_get`).
 pub(crate) async fn get(shared: Arc<Shared>) -> Response<EngineBody> {
     let now = super::now();
     if let Err(error) = shared.update(|s| s.handle_get(now)) {
@@ -54,14 +55,20 @@ pub(crate) async fn get(shared: Arc<Shared>) -> Response<EngineBody> {
         answered: false,
     };
     loop {
-        if let Some(body) = shared.update(|s| s.poll_get_response()) {
-            pending.answered = true;
-            if shared.inspect(|s| s.is_closed()) {
-                shared.remove_from_engine();
+        match shared.update(|s| s.poll_get_response()) {
+            Some(Ok(body)) => {
+                pending.answered = true;
+                if shared.inspect(|s| s.is_closed()) {
+                    shared.remove_from_engine();
+                }
+                return text_response(body);
             }
-            return text_response(body);
+            Some(Err(error)) => {
+                pending.answered = true;
+                return error_for(&error);
+            }
+            None => shared.get_notify.notified().await,
         }
-        shared.get_notify.notified().await;
     }
 }
 
