@@ -88,19 +88,13 @@ impl DirectOut {
     /// due).
     fn write_queued(&mut self, session: &mut Session) -> bool {
         loop {
-            if self.writer.is_empty() {
-                self.writer.shrink();
-                while let Some(item) = session.poll_transmit_before_close(Transport::WebSocket) {
-                    push_transmit(&mut self.writer, item);
+            if !self.refill(session) {
+                if session.has_ws_transmit() {
+                    self.driver_owns = true;
+                    return true;
                 }
-                if self.writer.is_empty() {
-                    if session.has_ws_transmit() {
-                        self.driver_owns = true;
-                        return true;
-                    }
-                    self.writer.release();
-                    return false;
-                }
+                self.writer.release();
+                return false;
             }
             match self.writer.try_write(&self.stream) {
                 Ok(true) => {}
@@ -110,6 +104,17 @@ impl DirectOut {
                 }
             }
         }
+    }
+
+    /// When everything taken before has been written, takes what the session queued since
+    /// (up to the close). Returns whether there are frames to write.
+    fn refill(&mut self, session: &mut Session) -> bool {
+        if self.writer.is_empty() {
+            while let Some(item) = session.poll_transmit_before_close(Transport::WebSocket) {
+                push_transmit(&mut self.writer, item);
+            }
+        }
+        !self.writer.is_empty()
     }
 }
 
@@ -140,26 +145,20 @@ pub(crate) fn driver_step(
         return DriverStep::Idle;
     }
     loop {
-        if out.writer.is_empty() {
-            out.writer.shrink();
-            while let Some(item) = session.poll_transmit_before_close(Transport::WebSocket) {
-                push_transmit(&mut out.writer, item);
-            }
-            if out.writer.is_empty() {
-                if session.has_ws_transmit() {
-                    // The close: the driver writes it on its own, the session lets go.
-                    let mut writer = slot.take().map(|out| out.writer).unwrap_or_default();
-                    while let Some(item) = session.poll_transmit(Transport::WebSocket) {
-                        if push_transmit(&mut writer, item).is_some() {
-                            break;
-                        }
+        if !out.refill(session) {
+            if session.has_ws_transmit() {
+                // The close: the driver writes it on its own, the session lets go.
+                let mut writer = slot.take().map(|out| out.writer).unwrap_or_default();
+                while let Some(item) = session.poll_transmit(Transport::WebSocket) {
+                    if push_transmit(&mut writer, item).is_some() {
+                        break;
                     }
-                    return DriverStep::Close(writer);
                 }
-                out.driver_owns = false;
-                out.writer.release();
-                return DriverStep::Idle;
+                return DriverStep::Close(writer);
             }
+            out.driver_owns = false;
+            out.writer.release();
+            return DriverStep::Idle;
         }
         match out.writer.try_write(&out.stream) {
             Ok(true) => {}
