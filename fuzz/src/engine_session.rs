@@ -70,6 +70,8 @@ enum Op {
     },
     Close(u8),
     PollTransmit,
+    /// What a direct writer takes: everything up to (not including) the close.
+    PollTransmitBeforeClose,
     PollGet,
 }
 
@@ -131,7 +133,7 @@ impl<'a> Arbitrary<'a> for Op {
             19 => Self::PollTransmit,
             20 => Self::PollGet,
             21 => Self::PostDone,
-            _ => Self::PollTransmit,
+            _ => Self::PollTransmitBeforeClose,
         })
     }
 }
@@ -377,6 +379,10 @@ impl Harness {
                 self.poll_transmit();
                 took_now = false;
             }
+            Op::PollTransmitBeforeClose => {
+                self.poll_transmit_before_close();
+                took_now = false;
+            }
             Op::PollGet => {
                 self.poll_get();
                 took_now = false;
@@ -481,6 +487,33 @@ impl Harness {
             }
             Transmit::Ping | Transmit::Noop => {}
             other => panic!("unknown transmit {other:?}"),
+        }
+    }
+
+    fn poll_transmit_before_close(&mut self) {
+        assert!(
+            self.session
+                .poll_transmit_before_close(Transport::Polling)
+                .is_none()
+        );
+        let Some(item) = self
+            .session
+            .poll_transmit_before_close(Transport::WebSocket)
+        else {
+            // Nothing queued, or the close is next: then `poll_transmit` still has it.
+            return;
+        };
+        assert!(!self.ws_closed, "nothing after the close frame: {item:?}");
+        match item {
+            Transmit::Message(message) => {
+                let (id, len) = message_id(&message);
+                self.delivered(id, len);
+            }
+            Transmit::ProbePong => {
+                assert_eq!(self.session.transport(), Transport::Polling);
+            }
+            Transmit::Ping | Transmit::Noop => {}
+            other => panic!("a direct writer must not get {other:?}"),
         }
     }
 
