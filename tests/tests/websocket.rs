@@ -275,3 +275,66 @@ async fn echoes_of_a_burst_come_back_in_order_with_pings_answered_on_the_way() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_vanishing_mid_broadcast_harm_nobody_else() {
+    // Direct writes meet reset and half-closed sockets while a broadcast runs: those sessions
+    // end, the others get every message, in order.
+    let server = TestServer::builder(EngineConfig::default())
+        .mode(Mode::Record)
+        .spawn()
+        .await;
+    let mut stay = Vec::new();
+    let mut leave = Vec::new();
+    for i in 0..40 {
+        let (ws, open) = server.websocket().await;
+        let sid = open["sid"].as_str().unwrap().to_owned();
+        if i % 2 == 0 {
+            stay.push((ws, sid));
+        } else {
+            leave.push((ws, sid));
+        }
+    }
+    let handles: Vec<_> = stay
+        .iter()
+        .chain(leave.iter())
+        .map(|(_, sid)| server.session(sid))
+        .collect();
+    let leaving: Vec<String> = leave.iter().map(|(_, sid)| sid.clone()).collect();
+    let broadcaster = tokio::spawn(async move {
+        for n in 0..200 {
+            let message = Outgoing::message_text(&format!("{n:03}"));
+            for handle in &handles {
+                // A vanished client's session refuses (closed) or is still finding out: fine.
+                let _ = handle.send(message.clone());
+            }
+            if n % 20 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+    });
+    // Half of the clients go away without a close frame while messages flow.
+    for (ws, _) in leave {
+        drop(ws);
+        tokio::task::yield_now().await;
+    }
+    broadcaster.await.unwrap();
+    for (ws, _) in &mut stay {
+        for n in 0..200 {
+            assert_eq!(ws.recv_text().await, format!("4{n:03}"));
+        }
+    }
+    for sid in &leaving {
+        let reason = server.closed(sid).await;
+        assert!(
+            matches!(
+                reason,
+                CloseReason::TransportClose | CloseReason::TransportError
+            ),
+            "{sid}: {reason:?}"
+        );
+    }
+    for (_, sid) in &stay {
+        assert!(!server.session(sid).is_closed());
+    }
+}
