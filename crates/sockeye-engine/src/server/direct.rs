@@ -4,7 +4,7 @@
 //! trip through the scheduler and often a sleeping worker thread's futex per recipient; on a
 //! broadcast those are most of the user-space time. Here the session keeps the socket
 //! (`Arc<TcpStream>`) and the frames not yet written ([`DirectOut`]), and the code that queued
-//! a message writes it at once, without waiting (`try_write_vectored`), while it holds the
+//! a message writes it at once, without waiting (a non-blocking `sendmsg`), while it holds the
 //! session's lock. Only when the socket would block does the connection's driver task take the
 //! writing over: it waits for writability and drains the queue, then hands writing back.
 //!
