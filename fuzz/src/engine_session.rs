@@ -472,9 +472,13 @@ impl Harness {
             "has_ws_transmit agrees with poll_transmit"
         );
         assert!(self.session.poll_transmit(Transport::Polling).is_none());
-        let Some(item) = item else {
-            return;
-        };
+        if let Some(item) = item {
+            self.took(item);
+        }
+    }
+
+    /// Checks and records one item taken for the WebSocket.
+    fn took(&mut self, item: Transmit) {
         assert!(!self.ws_closed, "nothing after the close frame: {item:?}");
         match item {
             Transmit::Message(message) => {
@@ -503,18 +507,11 @@ impl Harness {
             // Nothing queued, or the close is next: then `poll_transmit` still has it.
             return;
         };
-        assert!(!self.ws_closed, "nothing after the close frame: {item:?}");
-        match item {
-            Transmit::Message(message) => {
-                let (id, len) = message_id(&message);
-                self.delivered(id, len);
-            }
-            Transmit::ProbePong => {
-                assert_eq!(self.session.transport(), Transport::Polling);
-            }
-            Transmit::Ping | Transmit::Noop => {}
-            other => panic!("a direct writer must not get {other:?}"),
-        }
+        assert!(
+            !matches!(item, Transmit::Close(_)),
+            "a direct writer must not get the close"
+        );
+        self.took(item);
     }
 
     fn poll_get(&mut self) {
