@@ -391,3 +391,56 @@ impl fmt::Display for RoomChange {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_fetch_descriptor_reads_and_writes_back_in_node_shape() {
+        let text = r#"[{"id":"8C7vAbCdEfGhIjKlAAAA","handshake":{"headers":{"host":"127.0.0.1:3001",
+            "set-cookie":["a=1","b=2"]},"time":"Thu Nov 26 2026 22:45:00 GMT+0000 (Coordinated Universal Time)",
+            "address":"::ffff:127.0.0.1","xdomain":false,"secure":false,"issued":1795733100014,
+            "url":"/socket.io/?EIO=4&transport=websocket","query":{"EIO":"4","transport":"websocket"},
+            "auth":{"name":"c0"}},"rooms":["8C7vAbCdEfGhIjKlAAAA","r1"],"data":{"name":"c0","node":"n1"}},
+            {"id":"zzzzzzzzzzzzzzzzzzzz","rooms":[]}]"#;
+        let sockets: Vec<SocketInfo> = serde_json::from_str(text).unwrap();
+        assert_eq!(sockets.len(), 2);
+        let first = &sockets[0];
+        assert_eq!(first.id.as_str(), "8C7vAbCdEfGhIjKlAAAA");
+        assert!(first.local.is_none());
+        assert!(first.in_room("r1") && first.in_room("8C7vAbCdEfGhIjKlAAAA"));
+        assert_eq!(first.data["node"], "n1");
+        assert_eq!(first.handshake.header("set-cookie"), Some("a=1"));
+        assert_eq!(first.handshake.issued, 1_795_733_100_014);
+        assert_eq!(first.handshake.auth["name"], "c0");
+        // A descriptor without data has Node's default, `{}`.
+        assert_eq!(sockets[1].data, serde_json::json!({}));
+        // Written back, the same keys in Node's order, and it reads back equal.
+        let back = serde_json::to_value(first).unwrap();
+        let keys: Vec<&str> = back
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys.len(), 4);
+        for key in ["id", "handshake", "rooms", "data"] {
+            assert!(keys.contains(&key), "{key}");
+        }
+        let again: SocketInfo = serde_json::from_value(back).unwrap();
+        assert_eq!(again.handshake, first.handshake);
+        assert_eq!(again.rooms, first.rooms);
+        // An id that is not a Node/sockeye socket id is refused.
+        assert!(serde_json::from_str::<SocketInfo>(r#"{"id":"short"}"#).is_err());
+    }
+
+    #[test]
+    fn server_acks_report_completeness() {
+        let acks = ServerAcks::new(vec![serde_json::json!(1)], 2);
+        assert!(!acks.is_complete());
+        assert!(ServerAcks::new(Vec::new(), 0).is_complete());
+        assert!(Partial::complete(1).is_complete());
+        assert!(!Partial::incomplete(1, 1).is_complete());
+    }
+}
