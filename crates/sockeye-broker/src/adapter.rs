@@ -7,8 +7,8 @@
 //! and other nodes however it likes.
 //!
 //! Everything an adapter needs is public: an adapter in another crate can do all that
-//! [`MemoryAdapter`] does (which is written against the public API only; a test compiles its
-//! source outside the crate). The model is the Node server's (`socket.io-adapter` and
+//! [`MemoryAdapter`] does (which uses public items only; `tests/cluster.rs` builds a
+//! multi-node adapter outside the crate). The model is the Node server's (`socket.io-adapter` and
 //! `@socket.io/redis-adapter`), so a sockeye node and Node nodes can share one cluster:
 //!
 //! - a broadcast carries its [`BroadcastPacket`]: the `[event, ...args]` JSON and binary
@@ -71,7 +71,7 @@ pub trait Adapter: Send + Sync + 'static {
     /// other nodes, ship the packet (without any ack id) and `opts` (`opts.flags.timeout` is
     /// set); each of them calls [`LocalNamespace::broadcast_with_ack`] with its own sink and
     /// sends back its client count and each answer; feed those into `sink` with
-    /// [`AckSink::client_count`] and [`AckSink::answer`] (remote answers have no socket id).
+    /// [`AckSink::client_count`] and [`AckSink::remote_answer`] (remote answers have no socket id).
     ///
     /// Return once the request is sent: do not wait for the counts. The broker asks
     /// [`server_count`](Self::server_count) right after this future completes and ends the

@@ -12,11 +12,11 @@ use crate::error::EmitError;
 /// One event on its way to the sockets of one or several nodes: the Socket.IO packet's data,
 /// `[event, ...args]` as JSON text with `{"_placeholder":true,"num":N}` for binary arguments,
 /// and the attachments the placeholders point to. No namespace (it is the adapter's
-/// [`LocalNamespace::name`]) and no ack id (each node assigns its own).
+/// [`LocalNamespace::name`](crate::LocalNamespace::name)) and no ack id (each node assigns its own).
 ///
 /// This is what crosses nodes: a Node-compatible adapter writes `data` in its own encoding with
 /// the attachments inline (msgpack `bin`), and the receiving node rebuilds it with
-/// [`BroadcastPacket::new`]; [`LocalNamespace::broadcast`] then encodes it once for that
+/// [`BroadcastPacket::new`]; [`LocalNamespace::broadcast`](crate::LocalNamespace::broadcast) then encodes it once for that
 /// node's clients. Cloning shares the bytes.
 ///
 /// ```
