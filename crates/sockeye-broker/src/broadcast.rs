@@ -151,18 +151,7 @@ impl BroadcastOperator {
         } else {
             adapter.server_count().await.unwrap_or(1).max(1)
         };
-        let mut stream = AckStream {
-            rx,
-            servers,
-            reported: 0,
-            expected: 0,
-            received: 0,
-            timed_out: false,
-            ready: VecDeque::new(),
-            deadline: Box::pin(tokio::time::sleep_until(deadline)),
-        };
-        stream.take_ready();
-        Ok(stream)
+        Ok(AckStream::new(rx, servers, deadline))
     }
 
     /// The selected sockets, from every node that answered in time.
@@ -307,6 +296,23 @@ pub struct AckStream {
 }
 
 impl AckStream {
+    /// The stream of one request: `servers` nodes report into the sink of `rx` until
+    /// `deadline`.
+    pub(crate) fn new(rx: AckReceiver, servers: usize, deadline: tokio::time::Instant) -> Self {
+        let mut stream = Self {
+            rx,
+            servers,
+            reported: 0,
+            expected: 0,
+            received: 0,
+            timed_out: false,
+            ready: VecDeque::new(),
+            deadline: Box::pin(tokio::time::sleep_until(deadline)),
+        };
+        stream.take_ready();
+        stream
+    }
+
     /// How many answers are expected so far: the sum of the client counts the nodes reported.
     pub fn expected(&self) -> usize {
         self.expected
@@ -423,6 +429,7 @@ mod tests {
 
     use sockeye_codec::{Outgoing, Utf8Bytes};
 
+    use super::{AckSink, AckStream};
     use crate::packet::ENCODES;
     use crate::{Broker, CloseReason, EngineInfo, SendError, SendFlags, Transport};
 
@@ -436,6 +443,60 @@ mod tests {
         }
 
         fn close(&self, _reason: CloseReason) {}
+    }
+
+    fn answer(text: &str) -> crate::AckResponse {
+        crate::AckResponse {
+            data: Utf8Bytes::from(text.to_owned()),
+            attachments: Vec::new(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_stream_sums_node_counts_and_ends_when_every_answer_came() {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        let (sink, rx) = AckSink::channel(deadline.into_std());
+        sink.client_count(1);
+        let stream = AckStream::new(rx, 3, deadline);
+        assert_eq!((stream.expected(), stream.missing_nodes()), (1, 2));
+        // Answers may come before a node's count: the stream waits for every count.
+        sink.remote_answer(answer("[1]"));
+        sink.client_count(2);
+        sink.remote_answer(answer("[2]"));
+        sink.client_count(0);
+        sink.remote_answer(answer("[3]"));
+        let started = tokio::time::Instant::now();
+        let answers = stream.collect_all().await.unwrap();
+        assert_eq!(
+            started.elapsed(),
+            std::time::Duration::ZERO,
+            "complete: no wait"
+        );
+        let firsts: Vec<u32> = answers
+            .iter()
+            .map(|a| a.result.as_ref().unwrap().first().unwrap())
+            .collect();
+        assert_eq!(firsts, [1, 2, 3]);
+        assert!(answers.iter().all(|a| a.socket.is_none()));
+        drop(sink);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_node_that_never_reports_ends_the_stream_at_the_one_timeout() {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+        let (sink, rx) = AckSink::channel(deadline.into_std());
+        let stream = AckStream::new(rx, 2, deadline);
+        sink.client_count(1);
+        sink.remote_answer(answer(r#"["a"]"#));
+        let started = tokio::time::Instant::now();
+        let err = stream.collect_all().await.unwrap_err();
+        assert_eq!(started.elapsed(), std::time::Duration::from_secs(2));
+        assert_eq!(err.to_string(), "operation has timed out");
+        assert_eq!(
+            (err.answers.len(), err.expected, err.missing_nodes),
+            (1, 1, 1)
+        );
+        assert!(sink.is_closed(), "the requester stopped listening");
     }
 
     #[tokio::test]
