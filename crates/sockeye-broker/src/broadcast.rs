@@ -144,12 +144,12 @@ impl BroadcastOperator {
             .broadcast_with_ack(packet, self.opts, sink)
             .await
             .map_err(EmitError::Adapter)?;
-        // Every node reports its client count, this one included; a node that cannot be
-        // counted is waited for until the timeout.
+        // Every node reports its client count, this one included. When the nodes cannot be
+        // counted, the stream waits for the timeout (as Node does when `serverCount` fails).
         let servers = if local_only {
-            1
+            Some(1)
         } else {
-            adapter.server_count().await.unwrap_or(1).max(1)
+            adapter.server_count().await.ok().map(|n| n.max(1))
         };
         Ok(AckStream::new(rx, servers, deadline))
     }
@@ -285,7 +285,8 @@ impl AckSink {
 #[derive(Debug)]
 pub struct AckStream {
     rx: AckReceiver,
-    servers: usize,
+    /// How many nodes report; `None` when the adapter could not count them.
+    servers: Option<usize>,
     reported: usize,
     expected: usize,
     received: usize,
@@ -298,7 +299,11 @@ pub struct AckStream {
 impl AckStream {
     /// The stream of one request: `servers` nodes report into the sink of `rx` until
     /// `deadline`.
-    pub(crate) fn new(rx: AckReceiver, servers: usize, deadline: tokio::time::Instant) -> Self {
+    pub(crate) fn new(
+        rx: AckReceiver,
+        servers: Option<usize>,
+        deadline: tokio::time::Instant,
+    ) -> Self {
         let mut stream = Self {
             rx,
             servers,
@@ -318,14 +323,16 @@ impl AckStream {
         self.expected
     }
 
-    /// How many nodes are expected to report (the adapter's server count).
-    pub fn servers(&self) -> usize {
+    /// How many nodes are expected to report (the adapter's server count); `None` when the
+    /// adapter could not count them (the stream then ends at the timeout).
+    pub fn servers(&self) -> Option<usize> {
         self.servers
     }
 
-    /// How many nodes have not reported their client count yet.
+    /// How many nodes have not reported their client count yet (0 when unknown).
     pub fn missing_nodes(&self) -> usize {
-        self.servers.saturating_sub(self.reported)
+        self.servers
+            .map_or(0, |servers| servers.saturating_sub(self.reported))
     }
 
     /// Whether the stream ended at the timeout before it was complete.
@@ -348,7 +355,9 @@ impl AckStream {
     }
 
     fn is_complete(&self) -> bool {
-        self.ready.is_empty() && self.reported >= self.servers && self.received >= self.expected
+        self.ready.is_empty()
+            && self.servers.is_some_and(|servers| self.reported >= servers)
+            && self.received >= self.expected
     }
 
     /// Waits for every answer (Node's `await io.timeout(t).emitWithAck(..)`).
@@ -457,7 +466,7 @@ mod tests {
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
         let (sink, rx) = AckSink::channel(deadline.into_std());
         sink.client_count(1);
-        let stream = AckStream::new(rx, 3, deadline);
+        let stream = AckStream::new(rx, Some(3), deadline);
         assert_eq!((stream.expected(), stream.missing_nodes()), (1, 2));
         // Answers may come before a node's count: the stream waits for every count.
         sink.remote_answer(answer("[1]"));
@@ -485,7 +494,7 @@ mod tests {
     async fn a_node_that_never_reports_ends_the_stream_at_the_one_timeout() {
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
         let (sink, rx) = AckSink::channel(deadline.into_std());
-        let stream = AckStream::new(rx, 2, deadline);
+        let stream = AckStream::new(rx, Some(2), deadline);
         sink.client_count(1);
         sink.remote_answer(answer(r#"["a"]"#));
         let started = tokio::time::Instant::now();
@@ -497,6 +506,18 @@ mod tests {
             (1, 1, 1)
         );
         assert!(sink.is_closed(), "the requester stopped listening");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn nodes_that_cannot_be_counted_are_waited_for_until_the_timeout() {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+        let (sink, rx) = AckSink::channel(deadline.into_std());
+        sink.client_count(0);
+        let stream = AckStream::new(rx, None, deadline);
+        let started = tokio::time::Instant::now();
+        let err = stream.collect_all().await.unwrap_err();
+        assert_eq!(started.elapsed(), std::time::Duration::from_secs(1));
+        assert!(err.answers.is_empty());
     }
 
     #[tokio::test]
