@@ -1,6 +1,7 @@
 //! [`BroadcastOperator`]: select sockets by room, then emit, collect acks, fetch, join, leave or
 //! disconnect them.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -10,9 +11,10 @@ use serde::Serialize;
 
 use crate::adapter::{BroadcastOptions, Partial, SocketInfo};
 use crate::args::{AckResponse, Args};
-use crate::error::{AckError, AdapterError, EmitError};
+use crate::error::{AckError, AdapterError, BroadcastAckTimeout, EmitError};
 use crate::id::{IntoRooms, Room, SocketId};
-use crate::namespace::{AckReceiver, AckSink, DEFAULT_ACK_TIMEOUT, Namespace};
+use crate::namespace::{DEFAULT_ACK_TIMEOUT, Namespace};
+use crate::packet::BroadcastPacket;
 
 /// A broadcast being built: `ns.to("a").to("b").except("c").volatile().emit(..)`.
 ///
@@ -98,10 +100,10 @@ impl BroadcastOperator {
     /// # Errors
     /// See [`BroadcastOperator::emit`].
     pub async fn emit_args(self, event: &str, args: Args) -> Result<(), EmitError> {
-        let message = self.ns.encode_args(event, args, None)?;
+        let packet = BroadcastPacket::from_args(event, args)?;
         self.ns
             .adapter()
-            .broadcast(message, self.opts)
+            .broadcast(packet, self.opts)
             .await
             .map_err(EmitError::Adapter)
     }
@@ -126,35 +128,39 @@ impl BroadcastOperator {
     ///
     /// # Errors
     /// See [`BroadcastOperator::emit`].
-    pub async fn emit_args_with_ack(self, event: &str, args: Args) -> Result<AckStream, EmitError> {
+    pub async fn emit_args_with_ack(
+        mut self,
+        event: &str,
+        args: Args,
+    ) -> Result<AckStream, EmitError> {
         let timeout = self.ack_timeout();
-        let ack_id = self.ns.core().next_ack_id();
-        let message = self.ns.encode_args(event, args, Some(ack_id))?;
-        let (sink, rx) = AckSink::channel();
-        let expected = self
-            .ns
-            .adapter()
-            .broadcast_with_ack(message, ack_id, self.opts, timeout, sink)
+        self.opts.flags.timeout = Some(timeout);
+        let packet = BroadcastPacket::from_args(event, args)?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let (sink, rx) = AckSink::channel(deadline.into_std());
+        let local_only = self.opts.flags.local;
+        let adapter = self.ns.adapter().clone();
+        adapter
+            .broadcast_with_ack(packet, self.opts, sink)
             .await
             .map_err(EmitError::Adapter)?;
-        // A grace period past the per-socket deadline lets the timeouts themselves arrive.
-        let deadline = tokio::time::Instant::now() + timeout + Duration::from_millis(50);
-        Ok(AckStream {
-            rx,
-            expected: expected.value,
-            missing_nodes: expected.missing_nodes,
-            received: 0,
-            deadline: Box::pin(tokio::time::sleep_until(deadline)),
-        })
+        // Every node reports its client count, this one included. When the nodes cannot be
+        // counted, the stream waits for the timeout (as Node does when `serverCount` fails).
+        let servers = if local_only {
+            Some(1)
+        } else {
+            adapter.server_count().await.ok().map(|n| n.max(1))
+        };
+        Ok(AckStream::new(rx, servers, deadline))
     }
 
     /// The selected sockets, from every node that answered in time.
     ///
     /// # Errors
     /// The adapter's error.
-    pub async fn fetch_sockets(self) -> Result<Partial<Vec<SocketInfo>>, AdapterError> {
-        let timeout = self.ack_timeout();
-        self.ns.adapter().fetch_sockets(self.opts, timeout).await
+    pub async fn fetch_sockets(mut self) -> Result<Partial<Vec<SocketInfo>>, AdapterError> {
+        self.opts.flags.timeout = self.timeout;
+        self.ns.adapter().fetch_sockets(self.opts).await
     }
 
     /// Makes the selected sockets join `rooms`.
@@ -197,62 +203,228 @@ impl BroadcastOperator {
     }
 }
 
-/// The answers to one broadcast with ack: one item per recipient, in arrival order. Ends when
-/// every expected answer came (a timed-out or disconnected recipient counts as one, with its
-/// error), or at the deadline.
+/// What a node reports into an [`AckSink`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum AckEvent {
+    /// One node's client count: how many of its clients got the packet (each node reports
+    /// once).
+    ClientCount(usize),
+    /// One client's answer. `socket` is set for this node's clients only (answers from other
+    /// nodes carry no socket id, as in Node).
+    Answer(AckAnswer),
+}
+
+/// One client's answer to a broadcast with ack.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct AckAnswer {
+    /// The answering socket when it is on this node; `None` for a socket on another node.
+    pub socket: Option<SocketId>,
+    /// Its answer, or [`AckError::Disconnected`] when a local socket left before answering.
+    pub result: Result<AckResponse, AckError>,
+}
+
+/// The receiving end of an [`AckSink`].
+pub type AckReceiver = tokio::sync::mpsc::UnboundedReceiver<AckEvent>;
+
+/// Where the client counts and answers of one broadcast with ack go, from every node. The
+/// broker gives one to [`Adapter::broadcast_with_ack`](crate::Adapter::broadcast_with_ack);
+/// a node answering another node's request makes its own with [`AckSink::channel`] and relays
+/// what comes out. Cloning shares the channel.
+#[derive(Clone, Debug)]
+pub struct AckSink {
+    tx: tokio::sync::mpsc::UnboundedSender<AckEvent>,
+    deadline: std::time::Instant,
+}
+
+impl AckSink {
+    /// A sink whose answers are awaited until `deadline`, and the receiver of what is
+    /// reported into it.
+    pub fn channel(deadline: std::time::Instant) -> (Self, AckReceiver) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        (Self { tx, deadline }, rx)
+    }
+
+    /// When the requester stops waiting (the broadcast's one timeout).
+    pub fn deadline(&self) -> std::time::Instant {
+        self.deadline
+    }
+
+    /// Reports one node's client count (call once per node).
+    pub fn client_count(&self, clients: usize) {
+        let _ = self.tx.send(AckEvent::ClientCount(clients));
+    }
+
+    /// Reports one answer from a client of another node.
+    pub fn remote_answer(&self, response: AckResponse) {
+        let _ = self.tx.send(AckEvent::Answer(AckAnswer {
+            socket: None,
+            result: Ok(response),
+        }));
+    }
+
+    /// Reports one local client's answer (or its failure).
+    pub(crate) fn deliver(&self, from: SocketId, result: Result<AckResponse, AckError>) {
+        let _ = self.tx.send(AckEvent::Answer(AckAnswer {
+            socket: Some(from),
+            result,
+        }));
+    }
+
+    /// Whether the requester stopped listening (the stream was dropped or ended).
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+/// The answers to one broadcast with ack, from every node, in arrival order (Node's
+/// `emitWithAck` on a broadcast, as a stream). It ends when every node reported its client
+/// count and that many answers came, or at the timeout (one timeout for the whole broadcast:
+/// [`timed_out`](Self::timed_out) then says so).
 #[derive(Debug)]
 pub struct AckStream {
     rx: AckReceiver,
+    /// How many nodes report; `None` when the adapter could not count them.
+    servers: Option<usize>,
+    reported: usize,
     expected: usize,
-    missing_nodes: usize,
     received: usize,
+    timed_out: bool,
+    /// Answers taken from the channel before the stream was polled.
+    ready: VecDeque<AckAnswer>,
     deadline: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl AckStream {
-    /// How many answers the broadcast expects (the recipients reached).
+    /// The stream of one request: `servers` nodes report into the sink of `rx` until
+    /// `deadline`.
+    pub(crate) fn new(
+        rx: AckReceiver,
+        servers: Option<usize>,
+        deadline: tokio::time::Instant,
+    ) -> Self {
+        let mut stream = Self {
+            rx,
+            servers,
+            reported: 0,
+            expected: 0,
+            received: 0,
+            timed_out: false,
+            ready: VecDeque::new(),
+            deadline: Box::pin(tokio::time::sleep_until(deadline)),
+        };
+        stream.take_ready();
+        stream
+    }
+
+    /// How many answers are expected so far: the sum of the client counts the nodes reported.
     pub fn expected(&self) -> usize {
         self.expected
     }
 
-    /// How many nodes did not report their recipients in time (remote adapters).
-    pub fn missing_nodes(&self) -> usize {
-        self.missing_nodes
+    /// How many nodes are expected to report (the adapter's server count); `None` when the
+    /// adapter could not count them (the stream then ends at the timeout).
+    pub fn servers(&self) -> Option<usize> {
+        self.servers
     }
 
-    /// Waits for every answer and returns them.
-    pub async fn collect_all(mut self) -> Vec<(SocketId, Result<AckResponse, AckError>)> {
-        let mut out = Vec::with_capacity(self.expected);
+    /// How many nodes have not reported their client count yet (0 when unknown).
+    pub fn missing_nodes(&self) -> usize {
+        self.servers
+            .map_or(0, |servers| servers.saturating_sub(self.reported))
+    }
+
+    /// Whether the stream ended at the timeout before it was complete.
+    pub fn timed_out(&self) -> bool {
+        self.timed_out
+    }
+
+    /// Takes what is already reported (this node's count at least), so
+    /// [`expected`](Self::expected) is right before the first poll.
+    fn take_ready(&mut self) {
+        while let Ok(event) = self.rx.try_recv() {
+            match event {
+                AckEvent::ClientCount(n) => {
+                    self.reported += 1;
+                    self.expected += n;
+                }
+                AckEvent::Answer(answer) => self.ready.push_back(answer),
+            }
+        }
+    }
+
+    fn is_complete(&self) -> bool {
+        self.ready.is_empty()
+            && self.servers.is_some_and(|servers| self.reported >= servers)
+            && self.received >= self.expected
+    }
+
+    /// Waits for every answer (Node's `await io.timeout(t).emitWithAck(..)`).
+    ///
+    /// # Errors
+    /// [`BroadcastAckTimeout`] (`operation has timed out`) with the answers that came, when the
+    /// timeout passed first.
+    pub async fn collect_all(mut self) -> Result<Vec<AckAnswer>, BroadcastAckTimeout> {
+        let mut out = Vec::new();
         while let Some(item) = std::future::poll_fn(|cx| Pin::new(&mut self).poll_next(cx)).await {
             out.push(item);
         }
-        out
+        if self.timed_out {
+            Err(BroadcastAckTimeout {
+                answers: out,
+                expected: self.expected,
+                missing_nodes: self.missing_nodes(),
+            })
+        } else {
+            Ok(out)
+        }
     }
 }
 
 impl Stream for AckStream {
-    type Item = (SocketId, Result<AckResponse, AckError>);
+    type Item = AckAnswer;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if self.received >= self.expected {
-            return Poll::Ready(None);
+        if let Some(answer) = self.ready.pop_front() {
+            self.received += 1;
+            return Poll::Ready(Some(answer));
         }
-        match self.rx.poll_recv(cx) {
-            Poll::Ready(Some(item)) => {
-                self.received += 1;
-                return Poll::Ready(Some(item));
+        loop {
+            if self.is_complete() {
+                return Poll::Ready(None);
             }
-            Poll::Ready(None) => return Poll::Ready(None),
-            Poll::Pending => {}
+            if self.timed_out {
+                return Poll::Ready(None);
+            }
+            match self.rx.poll_recv(cx) {
+                Poll::Ready(Some(AckEvent::ClientCount(n))) => {
+                    self.reported += 1;
+                    self.expected += n;
+                }
+                Poll::Ready(Some(AckEvent::Answer(answer))) => {
+                    self.received += 1;
+                    return Poll::Ready(Some(answer));
+                }
+                Poll::Ready(None) => {
+                    // Every sink is gone: nothing more can come.
+                    self.timed_out = !self.is_complete();
+                    return Poll::Ready(None);
+                }
+                Poll::Pending => break,
+            }
         }
         match self.deadline.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(None),
+            Poll::Ready(()) => {
+                self.timed_out = true;
+                Poll::Ready(None)
+            }
             Poll::Pending => Poll::Pending,
         }
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (0, Some(self.expected.saturating_sub(self.received)))
+        (0, None)
     }
 }
 
@@ -266,7 +438,8 @@ mod tests {
 
     use sockeye_codec::{Outgoing, Utf8Bytes};
 
-    use crate::socket::ENCODES;
+    use super::{AckSink, AckStream};
+    use crate::packet::ENCODES;
     use crate::{Broker, CloseReason, EngineInfo, SendError, SendFlags, Transport};
 
     #[derive(Default)]
@@ -279,6 +452,72 @@ mod tests {
         }
 
         fn close(&self, _reason: CloseReason) {}
+    }
+
+    fn answer(text: &str) -> crate::AckResponse {
+        crate::AckResponse {
+            data: Utf8Bytes::from(text.to_owned()),
+            attachments: Vec::new(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_stream_sums_node_counts_and_ends_when_every_answer_came() {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        let (sink, rx) = AckSink::channel(deadline.into_std());
+        sink.client_count(1);
+        let stream = AckStream::new(rx, Some(3), deadline);
+        assert_eq!((stream.expected(), stream.missing_nodes()), (1, 2));
+        // Answers may come before a node's count: the stream waits for every count.
+        sink.remote_answer(answer("[1]"));
+        sink.client_count(2);
+        sink.remote_answer(answer("[2]"));
+        sink.client_count(0);
+        sink.remote_answer(answer("[3]"));
+        let started = tokio::time::Instant::now();
+        let answers = stream.collect_all().await.unwrap();
+        assert_eq!(
+            started.elapsed(),
+            std::time::Duration::ZERO,
+            "complete: no wait"
+        );
+        let firsts: Vec<u32> = answers
+            .iter()
+            .map(|a| a.result.as_ref().unwrap().first().unwrap())
+            .collect();
+        assert_eq!(firsts, [1, 2, 3]);
+        assert!(answers.iter().all(|a| a.socket.is_none()));
+        drop(sink);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_node_that_never_reports_ends_the_stream_at_the_one_timeout() {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+        let (sink, rx) = AckSink::channel(deadline.into_std());
+        let stream = AckStream::new(rx, Some(2), deadline);
+        sink.client_count(1);
+        sink.remote_answer(answer(r#"["a"]"#));
+        let started = tokio::time::Instant::now();
+        let err = stream.collect_all().await.unwrap_err();
+        assert_eq!(started.elapsed(), std::time::Duration::from_secs(2));
+        assert_eq!(err.to_string(), "operation has timed out");
+        assert_eq!(
+            (err.answers.len(), err.expected, err.missing_nodes),
+            (1, 1, 1)
+        );
+        assert!(sink.is_closed(), "the requester stopped listening");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn nodes_that_cannot_be_counted_are_waited_for_until_the_timeout() {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+        let (sink, rx) = AckSink::channel(deadline.into_std());
+        sink.client_count(0);
+        let stream = AckStream::new(rx, None, deadline);
+        let started = tokio::time::Instant::now();
+        let err = stream.collect_all().await.unwrap_err();
+        assert_eq!(started.elapsed(), std::time::Duration::from_secs(1));
+        assert!(err.answers.is_empty());
     }
 
     #[tokio::test]
@@ -307,6 +546,6 @@ mod tests {
         assert_eq!(ns.pending_acks(), 10_000);
         drop(conns);
         assert_eq!(ns.pending_acks(), 0);
-        assert_eq!(stream.collect_all().await.len(), 10_000);
+        assert_eq!(stream.collect_all().await.unwrap().len(), 10_000);
     }
 }

@@ -351,6 +351,7 @@ fn finish_connect(ns: &Namespace, socket: &SocketRef, result: Result<(), Connect
             *slot = Slot::Connected(socket.clone());
         }
     }
+    ns.core().socket_added(socket.id());
     conn.joined.store(true, Ordering::Release);
     let reply = Packet::connect_ok(name, socket.id().as_str());
     let _ = socket.send(Outgoing::socketio(&reply, Vec::new()), SendFlags::DEFAULT);

@@ -49,18 +49,59 @@ pub enum AckError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AdapterError {
-    /// Other nodes did not answer in time (remote adapters).
+    /// Other nodes did not answer in time and the operation cannot return a partial result.
     #[error("{missing} node(s) did not answer in time")]
     Timeout {
         /// How many nodes did not answer.
         missing: usize,
     },
-    /// The adapter's connection to the other nodes failed (remote adapters).
+    /// The adapter's connection to the other nodes is down (the transport is unavailable).
     #[error("the adapter is unavailable")]
     Unavailable,
     /// The message could not be encoded for other nodes.
     #[error("the message could not be encoded for other nodes")]
     Encode,
+    /// Another node's answer could not be decoded.
+    #[error("another node's answer could not be decoded")]
+    Decode,
+    /// The adapter does not support this operation (Node's sharded adapter and `allRooms`).
+    #[error("the adapter does not support this operation")]
+    Unsupported,
+    /// The adapter was closed (its namespace was removed).
+    #[error("the adapter is closed")]
+    Closed,
+}
+
+/// Why a server-side emit with ack did not return every node's answer.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerSideEmitError {
+    /// Some nodes did not answer before the timeout: Node's error text, with the answers that
+    /// came.
+    #[error("timeout reached: only {} responses received out of {expected}", responses.len())]
+    Timeout {
+        /// The answers that came, in arrival order.
+        responses: Vec<serde_json::Value>,
+        /// How many were expected (the other nodes).
+        expected: usize,
+    },
+    /// The adapter failed.
+    #[error("adapter error: {0}")]
+    Adapter(AdapterError),
+}
+
+/// A broadcast with ack ended at its timeout before every client answered: Node's
+/// `operation has timed out`, with the answers that came.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("operation has timed out")]
+#[non_exhaustive]
+pub struct BroadcastAckTimeout {
+    /// The answers that came before the timeout, in arrival order.
+    pub answers: Vec<crate::broadcast::AckAnswer>,
+    /// How many answers were expected from the nodes that reported their client count.
+    pub expected: usize,
+    /// How many nodes did not report their client count in time.
+    pub missing_nodes: usize,
 }
 
 /// A refused Socket.IO connection: the CONNECT_ERROR a namespace middleware returns. The client

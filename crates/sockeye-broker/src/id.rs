@@ -55,6 +55,13 @@ impl fmt::Display for SocketId {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for SocketId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Self::parse(&text).ok_or_else(|| serde::de::Error::custom("not a socket id"))
+    }
+}
+
 impl serde::Serialize for SocketId {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(self.as_str())
@@ -130,6 +137,13 @@ impl From<SocketId> for Room {
 impl From<&Self> for Room {
     fn from(room: &Self) -> Self {
         room.clone()
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Room {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Ok(Self::new(&text))
     }
 }
 

@@ -3,23 +3,21 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
 
-use sockeye_codec::socketio::AckId;
 use sockeye_codec::{Outgoing, Utf8Bytes};
-use tokio::sync::Notify;
 
-use crate::ack::AckTable;
-use crate::adapter::{Adapter, BroadcastOptions, LocalNamespace};
-use crate::args::{AckResponse, Args};
+use crate::adapter::{Adapter, BroadcastOptions, Partial};
 use crate::broadcast::BroadcastOperator;
 use crate::broker::BrokerShared;
-use crate::error::{AckError, ConnectError, Rejected};
+use crate::error::{AdapterError, ConnectError, Rejected, ServerSideEmitError};
 use crate::handler::{DynHandler, Handler, erase};
 use crate::id::{IntoRooms, Room, SocketId};
-use crate::rooms::{RoomEvent, RoomIndex};
+use crate::local::{LocalCore, LocalNamespace};
+use crate::rooms::RoomEvent;
+use crate::server_event::{ServerAck, ServerEvent};
 use crate::socket::SocketRef;
 
 /// A room lifecycle listener: `(namespace, event)`.
@@ -28,9 +26,8 @@ pub(crate) type RoomListener = Arc<dyn Fn(&str, &RoomEvent) + Send + Sync>;
 /// An outgoing-event listener: `(socket, event name, encoded message)`.
 pub(crate) type OutgoingListener = Arc<dyn Fn(&SocketRef, &str, &Outgoing) + Send + Sync>;
 
-/// A server-side event listener: answers with an optional value.
-pub(crate) type ServerListener =
-    Arc<dyn Fn(&crate::adapter::ServerEvent) -> Option<serde_json::Value> + Send + Sync>;
+/// A server-side event listener: the event, and the answer callback when the sender waits.
+pub(crate) type ServerListener = Arc<dyn Fn(&ServerEvent, Option<ServerAck>) + Send + Sync>;
 
 /// The handlers of a namespace, registered once and shared by all of its sockets (and by all
 /// children of a dynamic namespace).
@@ -192,16 +189,14 @@ impl NamespaceBuilder {
     }
 
     /// Sets the listener of one server-side event: an event another server node sent with
-    /// [`Namespace::server_side_emit`], delivered by a remote adapter. Its return value is the
-    /// node's answer.
+    /// [`Namespace::server_side_emit`] or [`Namespace::server_side_emit_with_ack`], delivered
+    /// by a cluster adapter (Node's `io.on(event, ...)` for server-side events). With an ack,
+    /// the listener gets a [`ServerAck`] to answer with, now or later.
     #[must_use]
     pub fn on_server_event(
         mut self,
         event: &str,
-        listener: impl Fn(&crate::adapter::ServerEvent) -> Option<serde_json::Value>
-        + Send
-        + Sync
-        + 'static,
+        listener: impl Fn(&ServerEvent, Option<ServerAck>) + Send + Sync + 'static,
     ) -> Self {
         Arc::make_mut(&mut self.config.server_events).insert(Box::from(event), Arc::new(listener));
         self
@@ -233,65 +228,6 @@ pub(crate) struct NsInner {
 /// The dynamic namespaces created so far, by name.
 pub(crate) type Registry = RwLock<HashMap<Box<str>, Namespace>>;
 
-/// What one node knows about a namespace: its sockets, rooms and pending acks.
-pub(crate) struct LocalCore {
-    pub(crate) name: Utf8Bytes,
-    pub(crate) index: Mutex<RoomIndex<SocketRef>>,
-    pub(crate) acks: Mutex<AckTable<(SocketId, AckId), AckWaiter>>,
-    ack_notify: Arc<Notify>,
-    /// Whether the ack-timeout task runs; read and written with the `acks` lock held.
-    ack_driver_running: AtomicBool,
-    next_ack: AtomicU64,
-    pub(crate) room_listeners: Vec<RoomListener>,
-    pub(crate) any_outgoing: Vec<OutgoingListener>,
-    pub(crate) server_events: Arc<HashMap<Box<str>, ServerListener>>,
-}
-
-/// Who waits for an acknowledgement.
-#[derive(Debug)]
-pub(crate) enum AckWaiter {
-    /// One emit with ack.
-    One(tokio::sync::oneshot::Sender<Result<AckResponse, AckError>>),
-    /// A broadcast with ack: every recipient's answer goes to the same sink.
-    Many(AckSink),
-}
-
-impl AckWaiter {
-    pub(crate) fn deliver(self, from: SocketId, result: Result<AckResponse, AckError>) {
-        match self {
-            Self::One(tx) => {
-                let _ = tx.send(result);
-            }
-            Self::Many(sink) => sink.deliver(from, result),
-        }
-    }
-}
-
-/// The receiving end of an [`AckSink`].
-pub type AckReceiver =
-    tokio::sync::mpsc::UnboundedReceiver<(SocketId, Result<AckResponse, AckError>)>;
-
-/// Where the answers to one broadcast with ack go. Adapters that reach other nodes clone it and
-/// [`deliver`](AckSink::deliver) the answers they relay.
-#[derive(Clone, Debug)]
-pub struct AckSink {
-    tx: tokio::sync::mpsc::UnboundedSender<(SocketId, Result<AckResponse, AckError>)>,
-}
-
-impl AckSink {
-    /// A sink and the receiver of what is delivered into it (remote adapters relaying answers
-    /// from their recipients to the emitting node use one per request).
-    pub fn channel() -> (Self, AckReceiver) {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        (Self { tx }, rx)
-    }
-
-    /// Hands over one recipient's answer (or its failure).
-    pub fn deliver(&self, from: SocketId, result: Result<AckResponse, AckError>) {
-        let _ = self.tx.send((from, result));
-    }
-}
-
 impl fmt::Debug for Namespace {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Namespace")
@@ -307,17 +243,7 @@ impl Namespace {
         shared: Arc<BrokerShared>,
         registry: Option<Weak<Registry>>,
     ) -> Self {
-        let local = Arc::new(LocalCore {
-            name,
-            index: Mutex::new(RoomIndex::new()),
-            acks: Mutex::new(AckTable::new()),
-            ack_notify: Arc::new(Notify::new()),
-            ack_driver_running: AtomicBool::new(false),
-            next_ack: AtomicU64::new(0),
-            room_listeners: config.on_room_event.clone(),
-            any_outgoing: config.any_outgoing.clone(),
-            server_events: config.server_events.clone(),
-        });
+        let local = Arc::new(LocalCore::new(name, &config));
         let adapter = (shared.adapter_factory)(LocalNamespace::new(local.clone()));
         Self {
             inner: Arc::new(NsInner {
@@ -418,7 +344,7 @@ impl Namespace {
     /// The adapter's error.
     pub async fn fetch_sockets(
         &self,
-    ) -> Result<crate::adapter::Partial<Vec<crate::adapter::SocketInfo>>, crate::AdapterError> {
+    ) -> Result<Partial<Vec<crate::adapter::SocketInfo>>, AdapterError> {
         self.broadcast().fetch_sockets().await
     }
 
@@ -426,32 +352,62 @@ impl Namespace {
     ///
     /// # Errors
     /// The adapter's error.
-    pub async fn disconnect_sockets(&self, close: bool) -> Result<(), crate::AdapterError> {
+    pub async fn disconnect_sockets(&self, close: bool) -> Result<(), AdapterError> {
         self.broadcast().disconnect(close).await
     }
 
-    /// Sends an event to the other server nodes (not to clients) and collects their answers
-    /// until the ack timeout. With the in-memory adapter there is no other node: the answer
-    /// list is empty.
+    /// Every room of every node that answered in time, the per-socket rooms included (Node's
+    /// `allRooms`).
     ///
     /// # Errors
-    /// [`EmitError::Serialize`](crate::EmitError::Serialize) or the adapter's error.
-    pub async fn server_side_emit<T: serde::Serialize + ?Sized>(
+    /// The adapter's error ([`AdapterError::Unsupported`] for adapters that cannot ask).
+    pub async fn all_rooms(&self) -> Result<Partial<Vec<Room>>, AdapterError> {
+        self.inner.adapter.all_rooms().await
+    }
+
+    /// Sends an event to the listeners of the other server nodes (not to clients, not to this
+    /// node), fire and forget (Node's `serverSideEmit` without a callback).
+    ///
+    /// # Errors
+    /// The adapter's error.
+    pub async fn server_side_emit(
         &self,
         event: &str,
-        data: &T,
-    ) -> Result<crate::adapter::Partial<Vec<serde_json::Value>>, crate::EmitError> {
-        let args = Args::one(data)?;
-        let event = crate::adapter::ServerEvent {
-            event: event.to_owned(),
-            args: args.json().to_owned(),
-        };
-        let timeout = self.inner.shared.config.ack_timeout;
+        args: Vec<serde_json::Value>,
+    ) -> Result<(), AdapterError> {
         self.inner
             .adapter
-            .server_side_emit(event, timeout)
+            .server_side_emit(ServerEvent::new(event, args))
             .await
-            .map_err(crate::EmitError::Adapter)
+    }
+
+    /// Sends an event to the other server nodes and waits for one answer per node, at most
+    /// `timeout` (Node's `serverSideEmitWithAck`). With the in-memory adapter there is no other
+    /// node: the answer list is empty at once.
+    ///
+    /// # Errors
+    /// [`ServerSideEmitError::Timeout`] (`timeout reached: only X responses received out of
+    /// Y`) with the answers that came, or the adapter's error.
+    pub async fn server_side_emit_with_ack(
+        &self,
+        event: &str,
+        args: Vec<serde_json::Value>,
+        timeout: Duration,
+    ) -> Result<Vec<serde_json::Value>, ServerSideEmitError> {
+        let acks = self
+            .inner
+            .adapter
+            .server_side_emit_with_ack(ServerEvent::new(event, args), timeout)
+            .await
+            .map_err(ServerSideEmitError::Adapter)?;
+        if acks.is_complete() {
+            Ok(acks.responses)
+        } else {
+            Err(ServerSideEmitError::Timeout {
+                expected: acks.expected,
+                responses: acks.responses,
+            })
+        }
     }
 
     /// The local socket with this id, if it is connected to this namespace on this node.
@@ -483,7 +439,7 @@ impl Namespace {
     ///
     /// # Errors
     /// The adapter's error when other nodes cannot be asked.
-    pub async fn server_count(&self) -> Result<usize, crate::AdapterError> {
+    pub async fn server_count(&self) -> Result<usize, AdapterError> {
         self.inner.adapter.server_count().await
     }
 
@@ -514,147 +470,8 @@ impl Namespace {
         &self.inner.shared
     }
 
-    pub(crate) fn encode_args(
-        &self,
-        event: &str,
-        args: Args,
-        ack: Option<AckId>,
-    ) -> Result<Outgoing, crate::EmitError> {
-        crate::socket::encode_event(&self.inner.local.name, event, args, ack)
-    }
-
     pub(crate) fn options(&self) -> BroadcastOptions {
         BroadcastOptions::default()
-    }
-}
-
-impl LocalCore {
-    pub(crate) fn lock_index(&self) -> MutexGuard<'_, RoomIndex<SocketRef>> {
-        self.index
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    pub(crate) fn lock_acks(&self) -> MutexGuard<'_, AckTable<(SocketId, AckId), AckWaiter>> {
-        self.acks
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// The next ack id: one counter per namespace, shared by emits and broadcasts, so a
-    /// broadcast with ack is encoded once for all recipients.
-    pub(crate) fn next_ack_id(&self) -> AckId {
-        AckId(self.next_ack.fetch_add(1, Ordering::Relaxed))
-    }
-
-    /// Registers pending acks, all with the same deadline, and wakes the timer task if the
-    /// earliest deadline moved (or starts it: it runs only while acks are pending).
-    pub(crate) fn insert_acks(
-        self: &Arc<Self>,
-        deadline: Instant,
-        entries: impl IntoIterator<Item = ((SocketId, AckId), AckWaiter)>,
-    ) {
-        let (moved, start) = {
-            let mut acks = self.lock_acks();
-            let before = acks.poll_timeout();
-            for (key, waiter) in entries {
-                if let Some(old) = acks.insert(key, deadline, waiter) {
-                    old.deliver(key.0, Err(AckError::Timeout));
-                }
-            }
-            let start = !self.ack_driver_running.swap(true, Ordering::AcqRel);
-            (before.is_none_or(|b| deadline < b), start)
-        };
-        if start {
-            let weak: Weak<Self> = Arc::downgrade(self);
-            let notify = self.ack_notify.clone();
-            match tokio::runtime::Handle::try_current() {
-                Ok(handle) => {
-                    handle.spawn(ack_driver(weak, notify));
-                }
-                Err(_) => tracing::error!("acks used outside a tokio runtime: no timeouts"),
-            }
-        } else if moved {
-            self.ack_notify.notify_one();
-        }
-    }
-
-    /// Takes the pending acks whose deadline passed and fails them with a timeout. Returns the
-    /// next deadline; `None` means the table is empty and the timer task must stop (it is
-    /// marked stopped under the same lock an insert takes, so no deadline is missed).
-    pub(crate) fn expire_acks(&self, now: Instant) -> Option<Instant> {
-        let mut expired = Vec::new();
-        let next = {
-            let mut acks = self.lock_acks();
-            acks.handle_timeout(now, &mut expired);
-            let next = acks.poll_timeout();
-            if acks.is_empty() {
-                self.ack_driver_running.store(false, Ordering::Release);
-                None
-            } else {
-                next
-            }
-        };
-        for ((socket, ack), waiter) in expired {
-            if let Some(s) = self.lock_index().value(socket).cloned() {
-                s.forget_ack(ack);
-            }
-            waiter.deliver(socket, Err(AckError::Timeout));
-        }
-        next
-    }
-
-    /// Reports room events to the listeners (call with no lock held).
-    pub(crate) fn report(&self, events: &[RoomEvent]) {
-        if self.room_listeners.is_empty() {
-            return;
-        }
-        for event in events {
-            for listener in &self.room_listeners {
-                listener(self.name.as_str(), event);
-            }
-        }
-    }
-
-    pub(crate) fn join(&self, id: SocketId, rooms: &[Room]) {
-        let mut events = Vec::new();
-        {
-            let mut index = self.lock_index();
-            for room in rooms {
-                index.join(id, room, &mut events);
-            }
-        }
-        self.report(&events);
-    }
-
-    pub(crate) fn leave(&self, id: SocketId, rooms: &[Room]) {
-        let mut events = Vec::new();
-        {
-            let mut index = self.lock_index();
-            for room in rooms {
-                index.leave(id, room, &mut events);
-            }
-        }
-        self.report(&events);
-    }
-}
-
-/// The ack-timeout task of one namespace: sleeps until the earliest deadline, expires what is
-/// due, repeats; woken early when an earlier deadline is inserted. Runs only while acks are
-/// pending (the next insert starts it again) and ends with the namespace.
-async fn ack_driver(local: Weak<LocalCore>, notify: Arc<Notify>) {
-    loop {
-        let next = {
-            let Some(local) = local.upgrade() else { return };
-            let now = tokio::time::Instant::now().into_std();
-            local.expire_acks(now)
-        };
-        let Some(deadline) = next else { return };
-        let deadline = tokio::time::Instant::from_std(deadline);
-        tokio::select! {
-            () = tokio::time::sleep_until(deadline) => {}
-            () = notify.notified() => {}
-        }
     }
 }
 

@@ -21,7 +21,8 @@ use crate::error::{AckError, EmitError};
 use crate::handler::{EventContext, Payload, TypeMap, run_now_or_spawn};
 use crate::handshake::Handshake;
 use crate::id::{IntoRooms, Room, SocketId};
-use crate::namespace::{AckWaiter, Namespace};
+use crate::local::AckWaiter;
+use crate::namespace::Namespace;
 use crate::transport::{DisconnectReason, SendError, SendFlags, Transport};
 
 /// A handle to a socket: cheap to clone (`Arc` inside). Handlers receive it as an extractor.
@@ -287,6 +288,7 @@ impl SocketRef {
             .transpose()
     }
 
+    /// The socket's data as raw JSON, `None` when unset.
     pub(crate) fn raw_data(&self) -> Option<Utf8Bytes> {
         lock(&self.inner.parts).data.clone()
     }
@@ -473,8 +475,11 @@ impl SocketRef {
             }
         }
         let mut events = Vec::new();
-        ns.core().lock_index().remove(self.inner.id, &mut events);
+        let removed = ns.core().lock_index().remove(self.inner.id, &mut events);
         ns.core().report(&events);
+        if removed.is_some() {
+            ns.core().socket_removed(self.inner.id);
+        }
         let pending = std::mem::take(&mut lock(&self.inner.parts).pending_acks);
         if !pending.is_empty() {
             let waiters: Vec<_> = {
@@ -579,7 +584,7 @@ impl SocketEmitter<'_> {
         if self.socket.is_disconnected() {
             return Err(EmitError::Disconnected);
         }
-        let message = self.socket.inner.ns.encode_args(event, args, None)?;
+        let message = encode_event(&self.socket.inner.ns.core().name, event, args, None)?;
         self.socket.notify_outgoing(event, &message);
         self.socket.send(message, self.flags)
     }
@@ -608,7 +613,7 @@ impl SocketEmitter<'_> {
         let ns = &socket.inner.ns;
         let local = ns.core();
         let id = local.next_ack_id();
-        let message = ns.encode_args(event, args, Some(id))?;
+        let message = encode_event(&ns.core().name, event, args, Some(id))?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         let timeout = self.timeout.unwrap_or(ns.shared().config.ack_timeout);
         let deadline = tokio::time::Instant::now().into_std() + timeout;

@@ -456,25 +456,39 @@ async fn a_session_closed_during_the_middleware_never_joins() {
 
 #[tokio::test]
 async fn server_side_events_reach_listeners_through_the_adapter_seam() {
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = got.clone();
     let broker = Broker::builder()
-        .namespace("/", |ns| {
-            ns.on_server_event("hello", |event| {
-                Some(serde_json::json!({ "got": event.args }))
+        .namespace("/", move |ns| {
+            ns.on_server_event("hello", move |event, ack| {
+                log.lock().unwrap().push(event.args.clone());
+                if let Some(ack) = ack {
+                    ack.send(serde_json::json!({ "got": event.args }));
+                }
             })
         })
         .build();
     let ns = broker.namespace("/").unwrap();
-    // The in-memory adapter has no other node to ask.
-    let answers = ns.server_side_emit("hello", &1).await.unwrap();
-    assert!(answers.value.is_empty());
-    assert_eq!(answers.missing_nodes, 0);
+    // The in-memory adapter has no other node to ask, and the event never reaches this node.
+    ns.server_side_emit("hello", vec![serde_json::json!(1)])
+        .await
+        .unwrap();
+    let answers = ns
+        .server_side_emit_with_ack("hello", vec![serde_json::json!(1)], Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert!(answers.is_empty());
+    assert!(got.lock().unwrap().is_empty());
     // What a remote adapter calls when another node's event arrives.
     let local = ns.local_namespace();
-    let answer = local.server_event(&sockeye_broker::adapter::ServerEvent {
-        event: String::from("hello"),
-        args: String::from("1"),
-    });
-    assert_eq!(answer.unwrap()["got"], "1");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let event = sockeye_broker::ServerEvent::new("hello", vec![serde_json::json!("1")]);
+    assert!(local.server_event(
+        &event,
+        Some(sockeye_broker::ServerAck::new(move |v| tx.send(v).unwrap()))
+    ));
+    assert_eq!(rx.recv().unwrap()["got"][0], "1");
+    assert!(!local.server_event(&sockeye_broker::ServerEvent::new("nobody", vec![]), None));
 }
 
 #[tokio::test]

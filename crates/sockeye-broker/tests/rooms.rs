@@ -180,9 +180,11 @@ async fn selector_operations_and_fetch_sockets() {
         .iter()
         .find(|s| s.id == all[0].1.id())
         .unwrap();
-    assert_eq!(info.data.as_ref().unwrap(), r#"{"user":"ada"}"#);
+    assert_eq!(info.data, serde_json::json!({ "user": "ada" }));
     assert_eq!(info.rooms.len(), 4);
-    assert_eq!(info.handshake.engine_sid(), "engine-sid");
+    let local = info.local.as_ref().unwrap();
+    assert_eq!(local.handshake().engine_sid(), "engine-sid");
+    assert_eq!(info.handshake, local.handshake().to_data());
     assert_eq!(
         all[0].1.data::<serde_json::Value>().unwrap().unwrap()["user"],
         "ada"
