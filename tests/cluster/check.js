@@ -59,13 +59,15 @@ if (MODE !== "classic" && MODE !== "sharded") {
   console.error(`check: MODE must be classic or sharded, not ${MODE}`);
   process.exit(2);
 }
-if (SPEC.length !== 3 || SPEC.some((k) => k !== "node" && k !== "sockeye")) {
-  console.error(`check: NODES must be three of node|sockeye, e.g. node,sockeye,node (got ${process.env.NODES})`);
+// `script=<file.js>` runs another Node script as a node (selftest.sh's deliberately broken nodes).
+if (SPEC.length !== 3 || SPEC.some((k) => k !== "node" && k !== "sockeye" && !k.startsWith("script="))) {
+  console.error(`check: NODES must be three of node|sockeye|script=<file>, e.g. node,sockeye,node (got ${process.env.NODES})`);
   process.exit(2);
 }
 const NODES_LABEL = SPEC.join(",");
 const LABEL = `${MODE} ${NODES_LABEL}${jwtSecret ? " jwt" : ""}`;
-const logDir = path.join(here, ".logs", `${MODE}-${SPEC.join("-")}${jwtSecret ? "-jwt" : ""}`);
+const kindLabel = (k) => (k.startsWith("script=") ? path.basename(k, ".js") : k);
+const logDir = path.join(here, ".logs", `${MODE}-${SPEC.map(kindLabel).join("-")}${jwtSecret ? "-jwt" : ""}`);
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers
@@ -242,7 +244,7 @@ class ClusterNode {
     this.name = `n${index + 1}`;
     this.port = port;
     this.redisPort = redisPort;
-    this.log = path.join(logDir, `${this.name}-${kind}.log`);
+    this.log = path.join(logDir, `${this.name}-${kindLabel(kind)}.log`);
     this.state = "new"; // running | stopped | killed
     this.proc = null;
   }
@@ -263,7 +265,11 @@ class ClusterNode {
     delete env.CLUSTER_JWT_SECRET;
     if (jwtSecret) env.CLUSTER_JWT_SECRET = jwtSecret;
     const [cmd, args] =
-      this.kind === "node" ? [process.execPath, [path.join(here, "node-node.js")]] : [SOCKEYE_BIN, []];
+      this.kind === "node"
+        ? [process.execPath, [path.join(here, "node-node.js")]]
+        : this.kind === "sockeye"
+          ? [SOCKEYE_BIN, []]
+          : [process.execPath, [path.resolve(this.kind.slice("script=".length))]];
     fs.writeFileSync(this.log, `# ${this.kind}: ${cmd} ${args.join(" ")} PORT=${this.port}\n`);
     this.proc = spawnLogged(cmd, args, { cwd: repoRoot, env }, this.log);
     const up = await waitFor(async () => this.proc.exitInfo || (await tcpOpen(this.port)), 20000, 50);

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The reference cluster node: Node `socket.io` 4.8.4 + `@socket.io/redis-adapter` 8.3.0, doing
-// exactly what /work/shared/cluster/NODE-CONTRACT.md (mirrored in tests/cluster/README.md) asks of
+// exactly what CONTRACT.md (the cluster node contract, NODE-CONTRACT.md of issue 12) asks of
 // every node. check.js runs it next to sockeye nodes; an all-Node cluster of these is what proves
 // the checker right.
 //

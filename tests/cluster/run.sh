@@ -7,7 +7,8 @@
 #   tests/cluster/run.sh --sockeye-only   # only the cells with sockeye nodes
 #   CLUSTER_WITH_SOCKEYE=1 tests/cluster/run.sh   # same as --with-sockeye
 #
-# Cells: classic and sharded for each node mix, plus a JWT variant (classic) of each mix.
+# Cells: classic and sharded for each node mix, plus a JWT variant (classic) of each mix; with the
+# all-Node cells also selftest.js (deliberately broken Node nodes must be caught).
 # Sockeye cells run $SOCKEYE_CLUSTER_NODE (default target/release/examples/cluster-node; build it
 # with `cargo build --release -p sockeye-server --example cluster-node`); a missing binary fails.
 set -euo pipefail
@@ -19,7 +20,7 @@ for arg in "$@"; do
   case $arg in
     --with-sockeye) with_sockeye=1 ;;
     --sockeye-only) with_sockeye=1 with_node=0 ;;
-    -h | --help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $arg" >&2; exit 2 ;;
   esac
 done
@@ -53,6 +54,16 @@ for cell in "${cells[@]}"; do
   summaries+=("$line [$((SECONDS - cell_start)) s wall]")
   if ((rc != 0)); then status=1; fi
 done
+
+if ((with_node)); then
+  # The checker's own proof that it can fail: broken copies of node-node.js must be caught.
+  printf '\n=== cluster checker self-test (selftest.js: broken nodes must fail)\n'
+  cell_start=$SECONDS
+  rc=0
+  node "$here/selftest.js" 2>&1 | tee "$here/.logs/run-selftest.txt" || rc=$?
+  summaries+=("$(grep '^SUMMARY ' "$here/.logs/run-selftest.txt" | tail -1 || echo "SUMMARY selftest: no summary") [$((SECONDS - cell_start)) s wall]")
+  if ((rc != 0)); then status=1; fi
+fi
 
 printf '\n=== cluster matrix (%d s)\n' "$((SECONDS - start))"
 printf '%s\n' "${summaries[@]}"
