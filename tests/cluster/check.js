@@ -755,10 +755,13 @@ async function socketsJoinLeave() {
         return fetchProblems(last, [], "").length === 0;
       }, 3000, 50);
       problems = fetchProblems(last, [], `fetchSockets in(${room}) from ${h.name}`);
-      problems.push(...(await waitShardSubscribers(room, 0)));
       if (problems.length) return problems;
       return broadcastAndJudge(observer, { rooms: [room] }, [], "left");
     });
+    if (MODE === "sharded") {
+      // Dynamic mode: the room channel is SUNSUBSCRIBEd when its last local member leaves (WIRE.md §2).
+      await check(`sockets-leave/from-${o.name}-on-${t.name}-unsubscribed`, () => waitShardSubscribers(room, 0));
+    }
   }
 }
 
