@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of the project: the workspace's unit, property, doc and integration tests,
 # the fuzz corpus replay, every benchmark once in test mode, and the real-client interop suites
-# (npm socket.io-client, python-socketio, rust_socketio, headless Chromium), which install what
-# they need themselves (tests/interop/setup.sh).
+# (npm socket.io-client, python-socketio, rust_socketio, headless Chromium) and the Redis cluster
+# interop matrix (tests/cluster/run.sh), which install what they need themselves
+# (tests/interop/setup.sh, tests/cluster/setup.sh).
 #
 # Usage: scripts/test-all.sh            # everything
 #        SOCKEYE_SKIP_INTEROP=1 scripts/test-all.sh   # Rust tests only (say so when you report)
@@ -41,4 +42,17 @@ else
   step "real clients (tests/interop/run.sh)"
   cargo build -p sockeye-server --bin sockeye --locked
   tests/interop/run.sh
+
+  # Cluster interop (issue 12): Node socket.io + @socket.io/redis-adapter nodes and sockeye nodes on
+  # one Redis, checked by real clients (tests/cluster/README.md). The all-Node cells prove the
+  # checker; the sockeye cells run once the cluster-node example exists.
+  if [ -f crates/sockeye-server/examples/cluster-node.rs ]; then
+    step "cluster interop (tests/cluster/run.sh --with-sockeye)"
+    cargo build --release -p sockeye-server --example cluster-node --locked
+    tests/cluster/run.sh --with-sockeye
+  else
+    step "cluster interop (tests/cluster/run.sh, all-Node only)"
+    echo "crates/sockeye-server/examples/cluster-node.rs does not exist yet: sockeye cluster cells NOT run" >&2
+    tests/cluster/run.sh
+  fi
 fi
