@@ -49,6 +49,9 @@ pub struct RedisConfig {
     pub ping_interval: Duration,
     /// Longest pause between reconnection attempts (they start at 50 ms and double). Default 1 s.
     pub max_reconnect_delay: Duration,
+    /// `url` names the seed nodes of a Redis Cluster (comma-separated `redis://host:port`),
+    /// sharded mode only. Default `false` (one `redis-server`).
+    pub cluster: bool,
 }
 
 impl RedisConfig {
@@ -64,6 +67,7 @@ impl RedisConfig {
             connect_timeout: Duration::from_secs(2),
             ping_interval: Duration::from_secs(1),
             max_reconnect_delay: Duration::from_secs(1),
+            cluster: false,
         }
     }
 
@@ -106,6 +110,13 @@ impl RedisConfig {
     #[must_use]
     pub fn ping_interval(mut self, interval: Duration) -> Self {
         self.ping_interval = interval;
+        self
+    }
+
+    /// Says whether `url` lists the seed nodes of a Redis Cluster (sharded mode).
+    #[must_use]
+    pub fn cluster(mut self, cluster: bool) -> Self {
+        self.cluster = cluster;
         self
     }
 

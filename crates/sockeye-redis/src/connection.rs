@@ -51,6 +51,9 @@ pub enum RedisError {
     /// The connection layer was closed.
     #[error("the Redis connection was closed")]
     Closed,
+    /// The configuration asks for something this build does not serve.
+    #[error("unsupported Redis configuration: {0}")]
+    Unsupported(&'static str),
 }
 
 /// What to subscribe to.
