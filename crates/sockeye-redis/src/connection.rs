@@ -448,7 +448,7 @@ async fn connect_subscriber(
             return Ok(());
         }
         if let Some(shared) = weak.upgrade() {
-            dispatch(&shared, &info);
+            dispatch(&shared, info);
         }
         Ok(())
     };
@@ -463,45 +463,37 @@ async fn connect_subscriber(
     Ok((connection, lost))
 }
 
-fn bulk(value: Option<&Value>) -> Option<&[u8]> {
+fn bulk(value: Option<Value>) -> Option<Vec<u8>> {
     match value? {
         Value::BulkString(bytes) => Some(bytes),
-        Value::SimpleString(s) => Some(s.as_bytes()),
+        Value::SimpleString(s) => Some(s.into_bytes()),
         _ => None,
     }
 }
 
-/// Hands one push message to the handler of its subscription.
-fn dispatch(shared: &Shared, info: &PushInfo) {
-    let (subscription, channel, payload) = match info.kind {
-        PushKind::Message | PushKind::SMessage => {
-            let (Some(channel), Some(payload)) = (bulk(info.data.first()), bulk(info.data.get(1)))
-            else {
-                return;
-            };
-            let channel = String::from_utf8_lossy(channel).into_owned();
-            let subscription = if info.kind == PushKind::Message {
-                Subscription::Channel(channel.clone())
-            } else {
-                Subscription::Shard(channel.clone())
-            };
-            (subscription, channel, payload)
-        }
-        PushKind::PMessage => {
-            let (Some(pattern), Some(channel), Some(payload)) = (
-                bulk(info.data.first()),
-                bulk(info.data.get(1)),
-                bulk(info.data.get(2)),
-            ) else {
-                return;
-            };
-            (
-                Subscription::Pattern(String::from_utf8_lossy(pattern).into_owned()),
-                String::from_utf8_lossy(channel).into_owned(),
-                payload,
-            )
-        }
-        _ => return,
+/// Hands one push message to the handler of its subscription (the payload is moved, not
+/// copied).
+fn dispatch(shared: &Shared, info: PushInfo) {
+    let PushInfo { kind, data } = info;
+    let mut data = data.into_iter();
+    let pattern = if kind == PushKind::PMessage {
+        let Some(pattern) = bulk(data.next()) else {
+            return;
+        };
+        Some(pattern)
+    } else if kind == PushKind::Message || kind == PushKind::SMessage {
+        None
+    } else {
+        return;
+    };
+    let (Some(channel), Some(payload)) = (bulk(data.next()), bulk(data.next())) else {
+        return;
+    };
+    let channel = String::from_utf8_lossy(&channel).into_owned();
+    let subscription = match pattern {
+        Some(pattern) => Subscription::Pattern(String::from_utf8_lossy(&pattern).into_owned()),
+        None if kind == PushKind::Message => Subscription::Channel(channel.clone()),
+        None => Subscription::Shard(channel.clone()),
     };
     Counters::add(&shared.counters.received, 1);
     Counters::add(&shared.counters.received_bytes, payload.len() as u64);
@@ -514,7 +506,7 @@ fn dispatch(shared: &Shared, info: &PushInfo) {
     if let Some(handler) = handler {
         handler(Message {
             channel,
-            payload: Bytes::copy_from_slice(payload),
+            payload: Bytes::from(payload),
         });
     }
 }
