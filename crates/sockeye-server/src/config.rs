@@ -244,6 +244,69 @@ pub struct SettingsArgs {
         global = true
     )]
     pub shutdown_timeout: Option<u64>,
+
+    /// Join a cluster on this Redis (`redis://[:password@]host:port[/db]`, `rediss://` for
+    /// TLS): every node on it, sockeye or Node `socket.io` with `@socket.io/redis-adapter`,
+    /// shares broadcasts, rooms and cluster requests [default: none, one node alone].
+    #[arg(
+        long,
+        env = "SOCKEYE_REDIS_URL",
+        value_name = "URL",
+        hide_env_values = true,
+        global = true
+    )]
+    pub redis_url: Option<String>,
+
+    /// The Redis adapter's format: `classic` (Node's `createAdapter`, PUBLISH/PSUBSCRIBE) or
+    /// `sharded` (`createShardedAdapter`, SPUBLISH/SSUBSCRIBE, Redis 7) [default: classic].
+    /// Every node of a cluster must use the same.
+    #[arg(long, env = "SOCKEYE_REDIS_MODE", value_name = "MODE", global = true)]
+    pub redis_mode: Option<RedisModeSetting>,
+
+    /// The prefix of the Redis channels (Node's `key` / `channelPrefix`); every node of a
+    /// cluster must use the same [default: socket.io].
+    #[arg(
+        long,
+        env = "SOCKEYE_REDIS_KEY_PREFIX",
+        value_name = "PREFIX",
+        global = true
+    )]
+    pub redis_key_prefix: Option<String>,
+
+    /// How long this node waits for the other nodes' answers to a cluster request
+    /// (fetchSockets, allRooms, serverSideEmit with ack, the client counts of a broadcast with
+    /// ack), in milliseconds (Node's `requestsTimeout`) [default: 5000].
+    #[arg(
+        long,
+        env = "SOCKEYE_CLUSTER_REQUEST_TIMEOUT_MS",
+        allow_negative_numbers = true,
+        value_name = "MS",
+        global = true
+    )]
+    pub cluster_request_timeout_ms: Option<u64>,
+}
+
+/// `--redis-mode`: which of Node's two Redis adapter formats the cluster speaks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum RedisModeSetting {
+    /// `createAdapter`: PUBLISH / PSUBSCRIBE on `<prefix>#<nsp>#` channels.
+    #[default]
+    Classic,
+    /// `createShardedAdapter`: SPUBLISH / SSUBSCRIBE, per-room channels subscribed while the
+    /// room has local members.
+    Sharded,
+}
+
+impl RedisModeSetting {
+    /// `classic` or `sharded`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Classic => "classic",
+            Self::Sharded => "sharded",
+        }
+    }
 }
 
 /// How log lines are written.
@@ -285,6 +348,10 @@ struct FileSettings {
     trust_proxy: Option<bool>,
     log_format: Option<LogFormat>,
     shutdown_timeout: Option<u64>,
+    redis_url: Option<String>,
+    redis_mode: Option<RedisModeSetting>,
+    redis_key_prefix: Option<String>,
+    cluster_request_timeout_ms: Option<u64>,
 }
 
 /// `"HS256,HS512"` or `["HS256", "HS512"]` in the file.
@@ -407,6 +474,45 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Graceful shutdown deadline.
     pub shutdown_timeout: Duration,
+    /// The Redis cluster this node joins; `None`: one node alone (`--redis-url` not set).
+    pub cluster: Option<ClusterSettings>,
+}
+
+/// `--redis-url` and the settings that go with it.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClusterSettings {
+    /// The Redis URL (may hold a password: never log it; [`fmt::Debug`] redacts it).
+    pub redis_url: String,
+    /// The adapter's format.
+    pub mode: RedisModeSetting,
+    /// The channel prefix.
+    pub key_prefix: String,
+    /// How long cluster requests wait for the other nodes.
+    pub request_timeout: Duration,
+}
+
+impl fmt::Debug for ClusterSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClusterSettings")
+            .field("redis_url", &redact_url(&self.redis_url))
+            .field("mode", &self.mode)
+            .field("key_prefix", &self.key_prefix)
+            .field("request_timeout", &self.request_timeout)
+            .finish()
+    }
+}
+
+/// The URL with its user-info (`user:password@`) replaced by `***@`, for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "***".to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        None => url.to_owned(),
+    }
 }
 
 /// The defaults of the contract (and of the reference server for Engine.IO).
@@ -431,6 +537,10 @@ pub mod defaults {
     pub const MAX_CONTENT_LENGTH: usize = 4096;
     /// `--shutdown-timeout`, s.
     pub const SHUTDOWN_TIMEOUT_S: u64 = 10;
+    /// `--redis-key-prefix` (Node's default `key`).
+    pub const REDIS_KEY_PREFIX: &str = "socket.io";
+    /// `--cluster-request-timeout-ms` (Node's default `requestsTimeout`).
+    pub const CLUSTER_REQUEST_TIMEOUT_MS: u64 = 5000;
 }
 
 impl Default for Settings {
@@ -619,6 +729,14 @@ impl Settings {
                 .unwrap_or(defaults::SHUTDOWN_TIMEOUT_S),
         );
 
+        let cluster = resolve_cluster(
+            args.redis_url.or(file.redis_url),
+            args.redis_mode.or(file.redis_mode),
+            args.redis_key_prefix.or(file.redis_key_prefix),
+            args.cluster_request_timeout_ms
+                .or(file.cluster_request_timeout_ms),
+        )?;
+
         Ok(Self {
             host,
             port,
@@ -634,8 +752,60 @@ impl Settings {
             trust_proxy: args.trust_proxy.or(file.trust_proxy).unwrap_or(false),
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             shutdown_timeout,
+            cluster,
         })
     }
+}
+
+/// Checks `--redis-url` and its companions: the cluster settings without a URL are refused
+/// (they would silently do nothing).
+fn resolve_cluster(
+    url: Option<String>,
+    mode: Option<RedisModeSetting>,
+    key_prefix: Option<String>,
+    request_timeout_ms: Option<u64>,
+) -> Result<Option<ClusterSettings>, ConfigError> {
+    let Some(url) = url.map(|u| u.trim().to_owned()).filter(|u| !u.is_empty()) else {
+        for (setting, given) in [
+            ("--redis-mode", mode.is_some()),
+            ("--redis-key-prefix", key_prefix.is_some()),
+            ("--cluster-request-timeout-ms", request_timeout_ms.is_some()),
+        ] {
+            if given {
+                return Err(invalid(setting, "needs --redis-url (the cluster's Redis)"));
+            }
+        }
+        return Ok(None);
+    };
+    let valid_url = url.split_once("://").is_some_and(|(scheme, rest)| {
+        matches!(scheme, "redis" | "rediss") && !rest.is_empty() && !rest.starts_with('/')
+    });
+    if !valid_url {
+        return Err(invalid(
+            "--redis-url",
+            format!(
+                "`{}` is not a URL like redis://127.0.0.1:6379 or rediss://host:6380",
+                redact_url(&url)
+            ),
+        ));
+    }
+    let key_prefix = key_prefix.unwrap_or_else(|| defaults::REDIS_KEY_PREFIX.to_owned());
+    if key_prefix.is_empty() {
+        return Err(invalid(
+            "--redis-key-prefix",
+            "must not be empty (Node's nodes use socket.io)",
+        ));
+    }
+    let request_timeout = positive_ms(
+        "--cluster-request-timeout-ms",
+        request_timeout_ms.unwrap_or(defaults::CLUSTER_REQUEST_TIMEOUT_MS),
+    )?;
+    Ok(Some(ClusterSettings {
+        redis_url: url,
+        mode: mode.unwrap_or_default(),
+        key_prefix,
+        request_timeout,
+    }))
 }
 
 /// A setting that stops the server at start.
@@ -1062,5 +1232,120 @@ mod tests {
         assert_eq!(s.trust_proxy, Some(true));
         let s = parse(&["--trust-proxy", "false"]).unwrap().settings;
         assert_eq!(s.trust_proxy, Some(false));
+    }
+
+    #[test]
+    fn cluster_is_off_without_redis_url_and_has_node_defaults_with_it() {
+        let s = Settings::resolve(parse(&[]).unwrap().settings, &NoEnv).unwrap();
+        assert!(s.cluster.is_none());
+        let cli = parse(&["--redis-url", "redis://127.0.0.1:6379"]).unwrap();
+        let cluster = Settings::resolve(cli.settings, &NoEnv)
+            .unwrap()
+            .cluster
+            .unwrap();
+        assert_eq!(cluster.redis_url, "redis://127.0.0.1:6379");
+        assert_eq!(cluster.mode, RedisModeSetting::Classic);
+        assert_eq!(cluster.key_prefix, "socket.io");
+        assert_eq!(cluster.request_timeout, Duration::from_millis(5000));
+        let cli = parse(&[
+            "--redis-url",
+            "rediss://redis.internal:6380/2",
+            "--redis-mode",
+            "sharded",
+            "--redis-key-prefix",
+            "chat",
+            "--cluster-request-timeout-ms",
+            "1500",
+        ])
+        .unwrap();
+        let cluster = Settings::resolve(cli.settings, &NoEnv)
+            .unwrap()
+            .cluster
+            .unwrap();
+        assert_eq!(cluster.redis_url, "rediss://redis.internal:6380/2");
+        assert_eq!(cluster.mode, RedisModeSetting::Sharded);
+        assert_eq!(cluster.key_prefix, "chat");
+        assert_eq!(cluster.request_timeout, Duration::from_millis(1500));
+    }
+
+    #[test]
+    fn cluster_settings_come_from_the_file_below_flags() {
+        let dir = std::env::temp_dir().join(format!("sockeye-cluster-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("sockeye.toml");
+        std::fs::write(
+            &path,
+            "redis-url = \"redis://10.0.0.5:6379\"\nredis_mode = \"sharded\"\n\
+             redis-key-prefix = \"app\"\ncluster-request-timeout-ms = 2500\n",
+        )
+        .unwrap();
+        let config = path.to_str().unwrap();
+        let cluster = Settings::resolve(parse(&["--config", config]).unwrap().settings, &NoEnv)
+            .unwrap()
+            .cluster
+            .unwrap();
+        assert_eq!(cluster.redis_url, "redis://10.0.0.5:6379");
+        assert_eq!(cluster.mode, RedisModeSetting::Sharded);
+        assert_eq!(cluster.key_prefix, "app");
+        assert_eq!(cluster.request_timeout, Duration::from_millis(2500));
+        let cli = parse(&["--config", config, "--redis-mode", "classic"]).unwrap();
+        let cluster = Settings::resolve(cli.settings, &NoEnv)
+            .unwrap()
+            .cluster
+            .unwrap();
+        assert_eq!(cluster.mode, RedisModeSetting::Classic);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn bad_cluster_settings_name_the_setting() {
+        let err = parse(&["--redis-mode", "cluster"]).unwrap_err().to_string();
+        assert!(err.contains("--redis-mode"), "{err}");
+        let err = parse(&["--cluster-request-timeout-ms", "soon"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--cluster-request-timeout-ms"), "{err}");
+        let url = ["--redis-url", "redis://127.0.0.1:6379"];
+        for (args, name) in [
+            (&["--redis-url", "http://127.0.0.1:6379"][..], "--redis-url"),
+            (&["--redis-url", "127.0.0.1:6379"], "--redis-url"),
+            (&["--redis-url", "redis://"], "--redis-url"),
+            (&["--redis-mode", "sharded"], "--redis-mode"),
+            (&["--redis-key-prefix", "x"], "--redis-key-prefix"),
+            (
+                &["--cluster-request-timeout-ms", "100"],
+                "--cluster-request-timeout-ms",
+            ),
+            (
+                &[url[0], url[1], "--redis-key-prefix", ""],
+                "--redis-key-prefix",
+            ),
+            (
+                &[url[0], url[1], "--cluster-request-timeout-ms", "0"],
+                "--cluster-request-timeout-ms",
+            ),
+        ] {
+            let cli = parse(args).unwrap();
+            let err = Settings::resolve(cli.settings, &NoEnv)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(name), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn redis_passwords_stay_out_of_errors_and_debug() {
+        let cli = parse(&["--redis-url", "http://user:hunter2@cache:6379"]).unwrap();
+        let err = Settings::resolve(cli.settings, &NoEnv)
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("hunter2"), "{err}");
+        let cli = parse(&["--redis-url", "redis://:hunter2@cache:6379/0"]).unwrap();
+        let s = Settings::resolve(cli.settings, &NoEnv).unwrap();
+        let debug = format!("{s:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(debug.contains("redis://***@cache:6379/0"), "{debug}");
+        assert_eq!(redact_url("redis://cache:6379"), "redis://cache:6379");
+        assert_eq!(redact_url("no scheme:pw"), "***");
     }
 }

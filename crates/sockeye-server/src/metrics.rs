@@ -15,6 +15,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::app::ErrorCode;
+use crate::cluster::{ClusterSlot, ClusterStatus};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TransportLabel {
@@ -57,6 +58,7 @@ struct Inner {
     fanout: Histogram,
     auth_refusals: Family<ReasonLabel, Counter>,
     connections_refused: Counter,
+    cluster: ClusterSlot,
 }
 
 impl fmt::Debug for Metrics {
@@ -172,6 +174,9 @@ impl Metrics {
             "Sessions refused by the per-address connection cap",
             connections_refused.clone(),
         );
+        // The cluster adapter's counters, read at each scrape (nothing while there is none).
+        let cluster = ClusterSlot::default();
+        registry.register_collector(Box::new(cluster.clone()));
         Self {
             inner: Arc::new(Inner {
                 registry,
@@ -188,6 +193,7 @@ impl Metrics {
                 fanout,
                 auth_refusals,
                 connections_refused,
+                cluster,
             }),
         }
     }
@@ -285,6 +291,11 @@ impl Metrics {
             .set(i64::try_from(rooms).unwrap_or(i64::MAX));
     }
 
+    /// Exports this cluster adapter's counters (`sockeye_cluster_*`) from now on.
+    pub fn set_cluster(&self, status: Arc<dyn ClusterStatus>) {
+        self.inner.cluster.set(status);
+    }
+
     /// The Prometheus text exposition (OpenMetrics 1.0, which Prometheus also reads as text).
     pub fn encode(&self) -> String {
         let mut out = String::with_capacity(4096);
@@ -348,6 +359,69 @@ mod tests {
         assert_eq!(
             value(&text, r#"sockeye_auth_refusals_total{reason="expired"}"#),
             1.0
+        );
+    }
+
+    struct Snapshot(crate::cluster::ClusterMetrics);
+
+    impl ClusterStatus for Snapshot {
+        fn is_ready(&self) -> bool {
+            false
+        }
+        fn metrics(&self) -> crate::cluster::ClusterMetrics {
+            self.0.clone()
+        }
+    }
+
+    #[test]
+    fn cluster_series_appear_once_a_cluster_is_set() {
+        let m = Metrics::new();
+        assert!(!m.encode().contains("sockeye_cluster_"));
+        let snapshot = crate::cluster::ClusterMetrics {
+            published_messages: 7,
+            received_bytes: 1234,
+            dropped_messages: 2,
+            request_timeouts: 1,
+            requests: 3,
+            reconnects: 4,
+            queued_bytes: 99,
+            request_latency: crate::cluster::LatencyHistogram::new(
+                vec![(0.001, 1), (0.01, 1)],
+                2.5,
+                3,
+            ),
+            ..Default::default()
+        };
+        m.set_cluster(Arc::new(Snapshot(snapshot)));
+        let text = m.encode();
+        assert_eq!(
+            value(&text, "sockeye_cluster_published_messages_total"),
+            7.0
+        );
+        assert_eq!(value(&text, "sockeye_cluster_received_bytes_total"), 1234.0);
+        assert_eq!(value(&text, "sockeye_cluster_dropped_messages_total"), 2.0);
+        assert_eq!(value(&text, "sockeye_cluster_requests_total"), 3.0);
+        assert_eq!(value(&text, "sockeye_cluster_request_timeouts_total"), 1.0);
+        assert_eq!(value(&text, "sockeye_cluster_reconnects_total"), 4.0);
+        assert_eq!(value(&text, "sockeye_cluster_queued_bytes"), 99.0);
+        assert_eq!(value(&text, "sockeye_cluster_ready"), 0.0);
+        assert_eq!(
+            value(&text, "sockeye_cluster_request_duration_seconds_count"),
+            3.0
+        );
+        assert_eq!(
+            value(
+                &text,
+                r#"sockeye_cluster_request_duration_seconds_bucket{le="0.01"}"#
+            ),
+            2.0
+        );
+        assert_eq!(
+            value(
+                &text,
+                r#"sockeye_cluster_request_duration_seconds_bucket{le="+Inf"}"#
+            ),
+            3.0
         );
     }
 }

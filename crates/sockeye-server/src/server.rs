@@ -18,7 +18,7 @@ use http_body::Body;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use sockeye_auth::Verifier;
-use sockeye_broker::{Broker, BrokerConfig};
+use sockeye_broker::{AdapterFactory, Broker, BrokerConfig};
 use sockeye_engine::server::{Cors, EngineBody, RemoteAddr};
 use sockeye_engine::{Engine, EngineConfig};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -27,6 +27,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use crate::app::{App, AppConfig};
+use crate::cluster::ClusterStatus;
 use crate::config::{ConfigError, CorsOrigins, JwtSettings, RateLimit, Settings, TlsFiles};
 use crate::glue::Glue;
 use crate::limits::ConnectionLimiter;
@@ -63,6 +64,8 @@ pub struct ServerBuilder {
     shutdown_timeout: Duration,
     broker: Option<Broker>,
     dev_token: Option<String>,
+    adapter: Option<AdapterFactory>,
+    cluster: Option<Arc<dyn ClusterStatus>>,
 }
 
 impl fmt::Debug for ServerBuilder {
@@ -76,6 +79,8 @@ impl fmt::Debug for ServerBuilder {
             .field("ping_timeout", &self.ping_timeout)
             .field("app", &self.app)
             .field("custom_broker", &self.broker.is_some())
+            .field("custom_adapter", &self.adapter.is_some())
+            .field("cluster", &self.cluster.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -112,6 +117,8 @@ impl ServerBuilder {
             shutdown_timeout: settings.shutdown_timeout,
             broker: None,
             dev_token: None,
+            adapter: None,
+            cluster: None,
         }
     }
 
@@ -200,6 +207,21 @@ impl ServerBuilder {
         self
     }
 
+    /// The adapter of the default application's broker (default: in-memory, one node); a
+    /// cluster adapter such as `sockeye-redis`'s makes several servers one. With
+    /// [`broker`](Self::broker) the adapter is the one given to that broker instead.
+    pub fn adapter(mut self, factory: AdapterFactory) -> Self {
+        self.adapter = Some(factory);
+        self
+    }
+
+    /// The cluster this server is part of: `/readyz` answers 503 while it is not ready, and
+    /// `/metrics` exports its counters (`sockeye_cluster_*`).
+    pub fn cluster(mut self, status: Arc<dyn ClusterStatus>) -> Self {
+        self.cluster = Some(status);
+        self
+    }
+
     /// The token the example page at `GET /` is pre-filled with (development mode).
     pub fn dev_token(mut self, token: Option<String>) -> Self {
         self.dev_token = token;
@@ -214,6 +236,9 @@ impl ServerBuilder {
     /// the default application, unreadable TLS files.
     pub fn build(self) -> Result<Server, ConfigError> {
         let metrics = Metrics::new();
+        if let Some(status) = &self.cluster {
+            metrics.set_cluster(status.clone());
+        }
         let tls = self.tls.as_ref().map(crate::tls::acceptor).transpose()?;
         let parts = EngineParts {
             cors: self.cors,
@@ -233,15 +258,19 @@ impl ServerBuilder {
                     None => Arc::new(build_verifier(&self.jwt)?),
                 };
                 let app = App::new(self.app, verifier, metrics.clone());
-                let broker = Broker::builder()
-                    .config(BrokerConfig::default().connect_timeout(self.connect_timeout))
+                let mut broker = Broker::builder()
+                    .config(BrokerConfig::default().connect_timeout(self.connect_timeout));
+                if let Some(factory) = self.adapter {
+                    broker = broker.adapter(factory);
+                }
+                let broker = broker
                     .state(app.clone())
                     .namespace("/", App::namespace)
                     .build();
                 (broker, Some(app))
             }
         };
-        Self::finish(broker, app, metrics, tls, parts)
+        Self::finish(broker, app, metrics, tls, parts, self.cluster)
     }
 
     fn finish(
@@ -250,6 +279,7 @@ impl ServerBuilder {
         metrics: Metrics,
         tls: Option<TlsAcceptor>,
         parts: EngineParts,
+        cluster: Option<Arc<dyn ClusterStatus>>,
     ) -> Result<Server, ConfigError> {
         let cors = match parts.cors {
             CorsOrigins::None => Cors::disabled(),
@@ -284,6 +314,7 @@ impl ServerBuilder {
                 metrics,
                 glue,
                 app,
+                cluster,
                 tls,
                 page,
                 shutting_down: AtomicBool::new(false),
@@ -369,6 +400,7 @@ struct Inner {
     metrics: Metrics,
     glue: Arc<Glue>,
     app: Option<Arc<App>>,
+    cluster: Option<Arc<dyn ClusterStatus>>,
     tls: Option<TlsAcceptor>,
     page: String,
     shutting_down: AtomicBool,
@@ -485,6 +517,13 @@ impl Server {
             "/readyz" => {
                 if self.inner.shutting_down.load(Ordering::Acquire) {
                     plain(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+                } else if self
+                    .inner
+                    .cluster
+                    .as_ref()
+                    .is_some_and(|cluster| !cluster.is_ready())
+                {
+                    plain(StatusCode::SERVICE_UNAVAILABLE, "cluster not ready\n")
                 } else {
                     plain(StatusCode::OK, "ready\n")
                 }
