@@ -18,7 +18,7 @@ use super::direct;
 use super::engine::{EngineInner, Shared};
 use super::handler::HandshakeInfo;
 use super::service::{ErrorCode, error_response};
-use super::ws_frame::{FrameReader, FrameWriter, Incoming, close_code};
+use super::ws_frame::{FrameError, FrameReader, FrameWriter, Incoming, close_code};
 use crate::proto::{CloseReason, ProtocolError, Transmit, Transport};
 
 /// Size of the stack buffer one read goes through. Reading through the stack (and appending
@@ -88,13 +88,36 @@ pub(crate) fn upgrade_existing<B>(
         Err(_) => {
             // Already upgraded or upgrading: accept, then close at once. (Refusing with 400
             // makes the `ws` client throw where nobody listens; see the conformance notes.)
+            let linger = inner.config.ws_close_timeout;
+            let max_payload = inner.session_config.max_payload;
             tokio::spawn(async move {
                 if let Ok(upgraded) = on_upgrade.await {
                     let mut io = TokioIo::new(upgraded);
                     let mut writer = FrameWriter::default();
                     writer.close(close_code::POLICY);
-                    let _ = poll_fn(|cx| writer.poll_write(cx, &mut io)).await;
-                    let _ = io.shutdown().await;
+                    let _ = tokio::time::timeout(linger, async {
+                        if poll_fn(|cx| writer.poll_write(cx, &mut io)).await.is_err()
+                            || io.shutdown().await.is_err()
+                        {
+                            return;
+                        }
+                        let mut reader = FrameReader::new(max_payload);
+                        let mut linger = Linger::new(End::Closing, &reader);
+                        let mut rbuf = BytesMut::new();
+                        let mut chunk = vec![0u8; READ_CHUNK];
+                        loop {
+                            match io.read(&mut chunk).await {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => {
+                                    let data = chunk.get(..n).unwrap_or_default();
+                                    if linger.feed(&mut reader, &mut rbuf, data) {
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                    })
+                    .await;
                 }
             });
         }
@@ -257,25 +280,22 @@ where
 
     let end = end.unwrap_or(End::Cut);
     if end != End::Cut {
-        // Flush the close frame, then give the client a moment to answer it.
-        let linger = inner.config.ws_close_timeout;
-        let _ = tokio::time::timeout(linger, async {
+        // Flush the close frame, end our half, then linger (see `Linger`).
+        let _ = tokio::time::timeout(inner.config.ws_close_timeout, async {
             if poll_fn(|cx| writer.poll_write(cx, &mut wr)).await.is_err() {
                 return;
             }
-            if end == End::Closing {
-                let mut scratch = BytesMut::with_capacity(256);
-                loop {
-                    scratch.clear();
-                    match rd.read_buf(&mut scratch).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) => {
-                            rbuf.extend_from_slice(&scratch);
-                            if let Ok(Some(Incoming::Close(_))) | Err(_) = reader.decode(&mut rbuf)
-                            {
-                                break;
-                            }
-                            rbuf.clear();
+            if wr.shutdown().await.is_err() {
+                return;
+            }
+            let mut linger = Linger::new(end, &reader);
+            let mut chunk = vec![0u8; READ_CHUNK];
+            loop {
+                match rd.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if linger.feed(&mut reader, &mut rbuf, chunk.get(..n).unwrap_or_default()) {
+                            break;
                         }
                     }
                 }
@@ -287,6 +307,60 @@ where
     let _ = wr.shutdown().await;
     if !detached {
         shared.update(|s| s.handle_transport_closed(Transport::WebSocket, !clean));
+    }
+}
+
+/// Bytes a lingering close reads (and throws away) at most.
+pub(crate) const LINGER_MAX_BYTES: usize = 16 << 20;
+
+/// The lingering close. After its close frame the server ends its half of the TCP connection
+/// (FIN) and keeps reading, throwing the bytes away, until the client's close frame, its FIN,
+/// [`LINGER_MAX_BYTES`] or the close timeout, whichever comes first. Closing a socket with
+/// unread bytes in its receive buffer makes the kernel send a reset instead of a FIN, and a
+/// reset can destroy the close frame before the client reads it: the client that was still
+/// sending (the rest of a message over `max_payload`, say) would see 1006 instead of 1009.
+pub(crate) struct Linger {
+    /// Frames are still in sync: the client's close frame ends the wait.
+    until_close_frame: bool,
+    read: usize,
+}
+
+impl Linger {
+    pub(crate) fn new(end: End, reader: &FrameReader) -> Self {
+        Self {
+            until_close_frame: end == End::Closing && !reader.failed(),
+            read: 0,
+        }
+    }
+
+    /// Takes bytes read while lingering; `true` when the wait is over.
+    pub(crate) fn feed(
+        &mut self,
+        reader: &mut FrameReader,
+        rbuf: &mut BytesMut,
+        data: &[u8],
+    ) -> bool {
+        self.read = self.read.saturating_add(data.len());
+        if self.read > LINGER_MAX_BYTES {
+            return true;
+        }
+        if !self.until_close_frame {
+            return false;
+        }
+        rbuf.extend_from_slice(data);
+        loop {
+            match reader.decode(rbuf) {
+                Ok(Some(Incoming::Close(_))) => return true,
+                Ok(Some(_)) => {}
+                Ok(None) => return false,
+                Err(_) => {
+                    // Out of sync: throw the rest away until the client's FIN.
+                    self.until_close_frame = false;
+                    *rbuf = BytesMut::new();
+                    return false;
+                }
+            }
+        }
     }
 }
 
@@ -324,10 +398,10 @@ pub(crate) fn handle_input(
             Ok(None) => return None,
             Err(error) => {
                 let code = error.close_code();
-                let reason = if code == close_code::TOO_BIG {
-                    CloseReason::PayloadTooLarge
-                } else {
-                    CloseReason::TransportError
+                let reason = match error {
+                    FrameError::TooBig => CloseReason::PayloadTooLarge,
+                    FrameError::InvalidUtf8 => CloseReason::ParseError,
+                    _ => CloseReason::TransportError,
                 };
                 shared.update(|s| s.handle_transport_error(Transport::WebSocket, reason));
                 writer.close(code);
@@ -365,12 +439,8 @@ pub(crate) fn handle_input(
             Incoming::Close(code) => {
                 *detached = true;
                 shared.update(|s| s.handle_transport_closed(Transport::WebSocket, false));
-                let answer = match code {
-                    Some(c) if (1000..5000).contains(&c) && c != 1004 && c != 1005 && c != 1006 => {
-                        c
-                    }
-                    _ => close_code::NORMAL,
-                };
+                // The reader let only valid codes through: echo the client's (RFC 6455 5.5.1).
+                let answer = code.unwrap_or(close_code::NORMAL);
                 writer.close(answer);
                 return Some(End::Answered);
             }
