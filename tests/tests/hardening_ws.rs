@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
+use sockeye_engine::server::Cors;
 use sockeye_engine::{CloseReason, EngineConfig};
 use sockeye_tests::eio::{PATH, TestServer, WAIT, WsClient};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -79,7 +80,6 @@ async fn send_head(addr: SocketAddr, head: &str) -> (u16, String, TcpStream, Vec
 }
 
 /// A header of a response head, by name.
-#[allow(dead_code)]
 fn header(head: &str, name: &str) -> Option<String> {
     head.lines().find_map(|line| {
         let (n, v) = line.split_once(':')?;
@@ -321,4 +321,462 @@ async fn a_client_close_is_echoed_then_the_fin_follows() {
     }
     // An empty close frame is answered with 1000.
     probe_close(&server, &frame(0x8, true, b""), 1000).await;
+}
+
+// ----- 2. the handshake (category F) ------------------------------------------------------------
+
+/// Sends an upgrade request with `changes`; returns the status and the response head, then
+/// checks that another client is served.
+async fn handshake_status(
+    server: &TestServer,
+    method: &str,
+    query: &str,
+    changes: &[(&str, Option<&str>)],
+) -> (u16, String) {
+    let head = upgrade_head(server.addr, method, query, changes);
+    let (status, text, _stream, _) = send_head(server.addr, &head).await;
+    still_serves(server).await;
+    (status, text)
+}
+
+const WS: &str = "EIO=4&transport=websocket";
+
+#[tokio::test]
+async fn versions_other_than_13_get_426_with_the_supported_version() {
+    let server = TestServer::spawn(config()).await;
+    for version in [
+        Some("12"),
+        Some("8"),
+        Some("14"),
+        Some("13, 8"),
+        Some(""),
+        None,
+    ] {
+        let (status, head) =
+            handshake_status(&server, "GET", WS, &[("Sec-WebSocket-Version", version)]).await;
+        assert_eq!(status, 426, "version {version:?}: {head}");
+        assert_eq!(
+            header(&head, "sec-websocket-version").as_deref(),
+            Some("13")
+        );
+        assert_eq!(header(&head, "connection").as_deref(), Some("close"));
+    }
+    // Two version headers: ambiguous.
+    let head = upgrade_head(server.addr, "GET", WS, &[])
+        .replace("\r\n\r\n", "\r\nSec-WebSocket-Version: 8\r\n\r\n");
+    let (status, text, _, _) = send_head(server.addr, &head).await;
+    assert_eq!(status, 426, "{text}");
+    still_serves(&server).await;
+}
+
+#[tokio::test]
+async fn missing_or_invalid_keys_get_400() {
+    let server = TestServer::spawn(config()).await;
+    let bad_keys = [
+        None,
+        Some(""),
+        Some("abc"),
+        // base64 of 15 and of 17 bytes
+        Some("AAAAAAAAAAAAAAAAAAAA"),
+        Some("AAAAAAAAAAAAAAAAAAAAAAA="),
+        // 24 characters, not base64
+        Some("!!!!!!!!!!!!!!!!!!!!!!=="),
+        // 16 bytes, unpadded
+        Some("dGhlIHNhbXBsZSBub25jZQ"),
+        Some("dGhlIHNhbXBsZSBub25jZQ==x"),
+    ];
+    for key in bad_keys {
+        let (status, head) =
+            handshake_status(&server, "GET", WS, &[("Sec-WebSocket-Key", key)]).await;
+        assert_eq!(status, 400, "key {key:?}: {head}");
+    }
+    let head = upgrade_head(server.addr, "GET", WS, &[]).replace(
+        "\r\n\r\n",
+        "\r\nSec-WebSocket-Key: AQIDBAUGBwgJCgsMDQ4PEA==\r\n\r\n",
+    );
+    let (status, text, _, _) = send_head(server.addr, &head).await;
+    assert_eq!(status, 400, "two keys: {text}");
+    // Another valid key is accepted, with its own accept value.
+    let (status, head) = handshake_status(
+        &server,
+        "GET",
+        WS,
+        &[("Sec-WebSocket-Key", Some("AQIDBAUGBwgJCgsMDQ4PEA=="))],
+    )
+    .await;
+    assert_eq!(status, 101, "{head}");
+    assert_eq!(
+        header(&head, "sec-websocket-accept").as_deref(),
+        Some(
+            tokio_tungstenite::tungstenite::handshake::derive_accept_key(
+                b"AQIDBAUGBwgJCgsMDQ4PEA=="
+            )
+            .as_str()
+        )
+    );
+}
+
+#[tokio::test]
+async fn requests_that_are_not_upgrades_get_the_engine_io_400() {
+    let server = TestServer::spawn(config()).await;
+    let not_upgrades: [&[(&str, Option<&str>)]; 5] = [
+        &[("Upgrade", None)],
+        &[("Upgrade", Some("h2c"))],
+        &[("Connection", None)],
+        &[("Connection", Some("keep-alive"))],
+        &[("Upgrade", None), ("Connection", None)],
+    ];
+    for changes in not_upgrades {
+        let head = upgrade_head(server.addr, "GET", WS, changes);
+        let (status, text, mut stream, mut body) = send_head(server.addr, &head).await;
+        assert_eq!(status, 400, "{changes:?}: {text}");
+        let len: usize = header(&text, "content-length").unwrap().parse().unwrap();
+        while body.len() < len {
+            let mut chunk = [0u8; 256];
+            let n = stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0);
+            body.extend_from_slice(&chunk[..n]);
+        }
+        assert_eq!(&body[..], br#"{"code":3,"message":"Bad request"}"#);
+        still_serves(&server).await;
+    }
+    // HTTP/1.0 cannot upgrade.
+    let head = upgrade_head(server.addr, "GET", WS, &[]).replacen("HTTP/1.1", "HTTP/1.0", 1);
+    let (status, text, _, _) = send_head(server.addr, &head).await;
+    assert_eq!(status, 400, "{text}");
+    still_serves(&server).await;
+    // Token lists and case are fine.
+    for changes in [
+        &[("Connection", Some("keep-alive, Upgrade"))][..],
+        &[("Upgrade", Some("WebSocket"))][..],
+        &[("Connection", Some("UPGRADE"))][..],
+    ] {
+        let (status, head) = handshake_status(&server, "GET", WS, changes).await;
+        assert_eq!(status, 101, "{changes:?}: {head}");
+    }
+}
+
+#[tokio::test]
+async fn upgrades_are_get_only() {
+    let server = TestServer::spawn(config()).await;
+    // Without sid: the reference server's "Bad handshake method".
+    for method in ["POST", "PUT", "DELETE"] {
+        let (status, head) = handshake_status(&server, method, WS, &[]).await;
+        assert_eq!(status, 400, "{method}: {head}");
+    }
+    // On a polling session's sid: 405, and the session is still there and still polls.
+    let polling = server.polling().await;
+    let query = format!("EIO=4&transport=websocket&sid={}", polling.sid);
+    for method in ["POST", "PUT"] {
+        let (status, head) = handshake_status(&server, method, &query, &[]).await;
+        assert_eq!(status, 405, "{method}: {head}");
+    }
+    assert_eq!(polling.post("4after").await.status, 200);
+    assert_eq!(polling.get().await.text(), "4after");
+}
+
+#[tokio::test]
+async fn a_bad_origin_gets_403_when_origins_are_listed() {
+    let config = config().cors(Cors::origins(["https://app.example"]));
+    let server = TestServer::spawn(config).await;
+    for origin in [
+        "https://evil.example",
+        "https://app.example.evil",
+        "http://app.example",
+        "null",
+    ] {
+        let (status, head) =
+            handshake_status(&server, "GET", WS, &[("Origin", Some(origin))]).await;
+        assert_eq!(status, 403, "{origin}: {head}");
+    }
+    let (status, head) = handshake_status(
+        &server,
+        "GET",
+        WS,
+        &[("Origin", Some("https://app.example"))],
+    )
+    .await;
+    assert_eq!(status, 101, "{head}");
+    // The same check on the upgrade of a polling session.
+    let polling = server.polling().await;
+    let query = format!("EIO=4&transport=websocket&sid={}", polling.sid);
+    let (status, head) = handshake_status(
+        &server,
+        "GET",
+        &query,
+        &[("Origin", Some("https://evil.example"))],
+    )
+    .await;
+    assert_eq!(status, 403, "{head}");
+    assert_eq!(polling.post("4polling on").await.status, 200);
+    assert_eq!(polling.get().await.text(), "4polling on");
+}
+
+#[tokio::test]
+async fn without_a_list_only_same_origin_and_no_origin_are_upgraded() {
+    let server = TestServer::spawn(config()).await;
+    let own = format!("http://{}", server.addr);
+    let (status, head) = handshake_status(&server, "GET", WS, &[("Origin", Some(&own))]).await;
+    assert_eq!(status, 101, "{head}");
+    let (status, head) = handshake_status(
+        &server,
+        "GET",
+        WS,
+        &[("Origin", Some("https://elsewhere.example"))],
+    )
+    .await;
+    assert_eq!(status, 403, "{head}");
+}
+
+// ----- 3. framing (category G) ------------------------------------------------------------------
+
+#[tokio::test]
+async fn reserved_bits_without_an_extension_get_1002() {
+    let server = TestServer::spawn(config()).await;
+    for rsv in [0x40u8, 0x20, 0x10, 0x70] {
+        probe_close(&server, &frame_b0(0x80 | rsv | 0x1, b"4hi"), 1002).await;
+        // On a control frame too.
+        probe_close(&server, &frame_b0(0x80 | rsv | 0x9, b"p"), 1002).await;
+    }
+    // Even when the client offered permessage-deflate: sockeye negotiates no extension.
+    let head = upgrade_head(
+        server.addr,
+        "GET",
+        WS,
+        &[("Sec-WebSocket-Extensions", Some("permessage-deflate"))],
+    );
+    let (status, text, stream, buf) = send_head(server.addr, &head).await;
+    assert_eq!(status, 101, "{text}");
+    assert_eq!(header(&text, "sec-websocket-extensions"), None);
+    let mut raw = Raw { stream, buf };
+    raw.next_frame().await.unwrap().unwrap();
+    raw.send(&frame_b0(0xC1, b"4compressed?")).await;
+    assert_eq!(raw.ending().await, Ending::Close(Some(1002)));
+}
+
+#[tokio::test]
+async fn unmasked_client_frames_get_1002() {
+    let server = TestServer::spawn(config()).await;
+    probe_close(&server, &[0x81, 0x03, b'4', b'h', b'i'], 1002).await;
+    probe_close(&server, &[0x89, 0x00], 1002).await;
+    probe_close(&server, &[0x88, 0x02, 0x03, 0xe8], 1002).await;
+}
+
+#[tokio::test]
+async fn oversized_and_fragmented_control_frames_get_1002() {
+    let server = TestServer::spawn(config()).await;
+    for opcode in [0x8, 0x9, 0xA] {
+        // 126 bytes: over the 125 of RFC 6455 5.5, whether 16- or 64-bit length.
+        let mut payload = vec![0x03, 0xe8];
+        payload.resize(126, b'a');
+        probe_close(&server, &frame(opcode, true, &payload), 1002).await;
+        // Not final.
+        probe_close(&server, &frame(opcode, false, &payload[..4]), 1002).await;
+    }
+    // A 7-bit length of 125 on a ping is fine and answered.
+    let mut raw = Raw::open(server.addr).await;
+    raw.send(&frame(0x9, true, &[7u8; 125])).await;
+    assert_eq!(raw.next_frame().await.unwrap(), Some((0xA, vec![7u8; 125])));
+}
+
+#[tokio::test]
+async fn broken_fragmentation_gets_1002() {
+    let server = TestServer::spawn(config()).await;
+    // A continuation with nothing to continue, final or not.
+    probe_close(&server, &frame(0x0, true, b"4x"), 1002).await;
+    probe_close(&server, &frame(0x0, false, b"4x"), 1002).await;
+    // A new data frame inside a fragmented message (text in text, binary in text...).
+    for opcode in [0x1, 0x2] {
+        let mut bytes = frame(0x1, false, b"4ab");
+        bytes.extend(frame(opcode, true, b"4cd"));
+        probe_close(&server, &bytes, 1002).await;
+    }
+    // A ping between fragments is fine (then the message completes).
+    let mut raw = Raw::open(server.addr).await;
+    let mut bytes = frame(0x1, false, b"4ab");
+    bytes.extend(frame(0x9, true, b"in between"));
+    bytes.extend(frame(0x0, false, b""));
+    bytes.extend(frame(0x0, true, b"cd"));
+    raw.send(&bytes).await;
+    assert_eq!(
+        raw.next_frame().await.unwrap(),
+        Some((0xA, b"in between".to_vec()))
+    );
+    assert_eq!(
+        raw.next_frame().await.unwrap(),
+        Some((0x1, b"4abcd".to_vec()))
+    );
+}
+
+#[tokio::test]
+async fn reserved_opcodes_get_1002() {
+    let server = TestServer::spawn(config()).await;
+    for opcode in [0x3, 0x4, 0x5, 0x6, 0x7, 0xB, 0xC, 0xD, 0xE, 0xF] {
+        probe_close(&server, &frame(opcode, true, b"4x"), 1002).await;
+    }
+}
+
+#[tokio::test]
+async fn invalid_utf8_gets_1007_in_one_frame_or_across_fragments() {
+    let server = TestServer::spawn(config()).await;
+    let invalid: [&[u8]; 6] = [
+        b"4\xff",
+        b"4\xc0\xaf",         // overlong '/'
+        b"4\xed\xa0\x80",     // a UTF-16 surrogate
+        b"4\xf4\x90\x80\x80", // over U+10FFFF
+        b"4\xe2\x82",         // truncated at the end of the message
+        b"4\xce\xbahello\x80",
+    ];
+    for text in invalid {
+        probe_close(&server, &frame(0x1, true, text), 1007).await;
+        // The same split across fragments, at every position.
+        for split in 1..text.len() {
+            let mut bytes = frame(0x1, false, &text[..split]);
+            bytes.extend(frame(0x0, true, &text[split..]));
+            probe_close(&server, &bytes, 1007).await;
+        }
+    }
+    // Fail fast: an invalid fragment is refused before the message ends.
+    let mut raw = Raw::open(server.addr).await;
+    raw.send(&frame(0x1, false, b"4ok\xff")).await;
+    assert_eq!(raw.ending().await, Ending::Close(Some(1007)));
+    // Valid text split inside a character is fine.
+    let mut raw = Raw::open(server.addr).await;
+    let text = "4κόσμε 𝄞".as_bytes();
+    let mut bytes = Vec::new();
+    for (i, byte) in text.iter().enumerate() {
+        let opcode = if i == 0 { 0x1 } else { 0x0 };
+        bytes.extend(frame(opcode, i == text.len() - 1, &[*byte]));
+    }
+    raw.send(&bytes).await;
+    assert_eq!(raw.next_frame().await.unwrap(), Some((0x1, text.to_vec())));
+    // A binary message is not text: any bytes.
+    let mut raw = Raw::open(server.addr).await;
+    raw.send(&frame(0x2, true, b"\xff\xfe")).await;
+    assert_eq!(
+        raw.next_frame().await.unwrap(),
+        Some((0x2, b"\xff\xfe".to_vec()))
+    );
+}
+
+#[tokio::test]
+async fn malformed_close_frames_get_1002_or_1007() {
+    let server = TestServer::spawn(config()).await;
+    // A 1-byte payload.
+    probe_close(&server, &frame(0x8, true, &[0x03]), 1002).await;
+    // Codes that may not be sent.
+    for code in [
+        0u16, 1, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535,
+    ] {
+        probe_close(&server, &close(code, b""), 1002).await;
+        probe_close(&server, &close(code, b"reason"), 1002).await;
+    }
+    // A reason that is not UTF-8.
+    probe_close(&server, &close(1000, b"\xff\xfe"), 1007).await;
+    probe_close(&server, &close(1000, b"ok\xe2\x82"), 1007).await;
+    // A valid reason of the full 123 bytes is fine.
+    probe_close(&server, &close(1000, &[b'r'; 123]), 1000).await;
+}
+
+#[tokio::test]
+async fn payload_length_tricks() {
+    let server = TestServer::spawn(config().max_payload(NonZeroUsize::new(100_000).unwrap())).await;
+    // A 64-bit length with the top bit set (RFC 6455 5.2: must be 0).
+    let mut bytes = vec![0x81, 0x80 | 127, 0x80, 0, 0, 0, 0, 0, 0, 1];
+    bytes.extend_from_slice(&[0, 0, 0, 0]);
+    probe_close(&server, &bytes, 1002).await;
+    // A huge declared length is refused at the header, before any payload arrives.
+    let mut bytes = vec![0x82, 0x80 | 127];
+    bytes.extend_from_slice(&(1u64 << 40).to_be_bytes());
+    bytes.extend_from_slice(&[0, 0, 0, 0]);
+    probe_close(&server, &bytes, 1009).await;
+    let mut bytes = vec![0x82, 0x80 | 126];
+    bytes.extend_from_slice(&65535u16.to_be_bytes());
+    bytes.extend_from_slice(&[0, 0, 0, 0]);
+    let mut raw = Raw::open(server.addr).await;
+    raw.send(&bytes).await;
+    // 65535 is within the limit: the server waits for the payload, and gets it.
+    raw.send(&vec![0x11u8; 65535]).await;
+    let (opcode, payload) = raw.next_frame().await.unwrap().unwrap();
+    assert_eq!((opcode, payload.len()), (0x2, 65535));
+    // A non-minimal length encoding (16 bits for 3 bytes) is accepted, like tungstenite and ws.
+    let mut raw = Raw::open(server.addr).await;
+    let mut bytes = vec![0x81, 0x80 | 126, 0, 3, 0, 0, 0, 0];
+    bytes.extend_from_slice(b"4hi");
+    raw.send(&bytes).await;
+    assert_eq!(
+        raw.next_frame().await.unwrap(),
+        Some((0x1, b"4hi".to_vec()))
+    );
+    // A header that trickles in byte by byte.
+    let mut raw = Raw::open(server.addr).await;
+    for byte in frame(0x1, true, b"4slow") {
+        raw.send(&[byte]).await;
+    }
+    assert_eq!(
+        raw.next_frame().await.unwrap(),
+        Some((0x1, b"4slow".to_vec()))
+    );
+    still_serves(&server).await;
+}
+
+#[tokio::test]
+async fn a_ping_flood_from_a_client_that_does_not_read_is_bounded() {
+    let server = TestServer::spawn(config()).await;
+    let mut raw = Raw::open(server.addr).await;
+    // 500 000 pings with 125-byte payloads (65 MB of frames) and the client reads nothing
+    // meanwhile: one pong per ping would queue 65 MB on the server.
+    let ping = frame(0x9, true, &[b'p'; 125]);
+    let batch: Vec<u8> = ping
+        .iter()
+        .copied()
+        .cycle()
+        .take(ping.len() * 1000)
+        .collect();
+    for _ in 0..500 {
+        raw.send(&batch).await;
+    }
+    still_serves(&server).await;
+    // Then it reads: the pongs the socket buffers took before they filled, a few queued ones,
+    // and the connection still works, in order.
+    raw.send(&frame(0x1, true, b"4after the flood")).await;
+    let mut pongs = 0usize;
+    loop {
+        match raw.next_frame().await.unwrap() {
+            Some((0xA, payload)) => {
+                assert_eq!(payload, vec![b'p'; 125]);
+                pongs += 1;
+            }
+            Some((0x1, payload)) => {
+                assert_eq!(payload, b"4after the flood");
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // Loopback socket buffers hold at most ~10 MB (80 000 pongs) of the 500 000.
+    assert!(
+        pongs < 250_000,
+        "{pongs} pongs: the server queued one per ping"
+    );
+}
+
+#[tokio::test]
+async fn a_flood_of_tiny_frames_is_served_in_order() {
+    let server = TestServer::spawn(config()).await;
+    let mut raw = Raw::open(server.addr).await;
+    // One message in 100 000 one-byte fragments, empty fragments in between.
+    let mut bytes = frame(0x1, false, b"4");
+    for _ in 0..100_000 {
+        bytes.extend(frame(0x0, false, b"z"));
+        bytes.extend(frame(0x0, false, b""));
+    }
+    bytes.extend(frame(0x0, true, b"!"));
+    raw.send(&bytes).await;
+    let expected = format!("4{}!", "z".repeat(100_000));
+    assert_eq!(
+        raw.next_frame().await.unwrap(),
+        Some((0x1, expected.into_bytes()))
+    );
+    still_serves(&server).await;
 }

@@ -4,9 +4,13 @@ use std::future::poll_fn;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
-use http::header::{CONNECTION, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, UPGRADE};
-use http::{Method, Request, Response, StatusCode};
+use http::header::{
+    CONNECTION, CONTENT_TYPE, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
+    SEC_WEBSOCKET_VERSION, UPGRADE,
+};
+use http::{Method, Request, Response, StatusCode, Version};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use sockeye_codec::engineio::Packet;
@@ -25,7 +29,54 @@ use crate::proto::{CloseReason, ProtocolError, Transmit, Transport};
 /// what arrived) means an idle connection holds no read buffer at all.
 pub(crate) const READ_CHUNK: usize = 8 * 1024;
 
-pub(crate) fn is_upgrade_request<B>(request: &Request<B>) -> bool {
+/// Why a WebSocket handshake (RFC 6455 4.2.1) is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UpgradeRefusal {
+    /// No `Upgrade: websocket` or no `Connection: upgrade`, or HTTP/1.0: not an upgrade at all.
+    /// The reference server's `400 {"code":3,"message":"Bad request"}`.
+    NotUpgrade,
+    /// An upgrade that is not a GET: 405.
+    Method,
+    /// `Sec-WebSocket-Version` missing, repeated or other than 13: 426 Upgrade Required with
+    /// `Sec-WebSocket-Version: 13` (RFC 6455 4.2.2; `ws` answers 400 instead).
+    Version,
+    /// `Sec-WebSocket-Key` missing, repeated or not the base64 of 16 bytes: 400.
+    Key,
+}
+
+impl UpgradeRefusal {
+    /// The HTTP answer.
+    pub(crate) fn response(self) -> Response<EngineBody> {
+        let (status, message) = match self {
+            Self::NotUpgrade => return error_response(ErrorCode::BadRequest),
+            Self::Method => (StatusCode::METHOD_NOT_ALLOWED, "Invalid HTTP method"),
+            Self::Version => (
+                StatusCode::UPGRADE_REQUIRED,
+                "Unsupported Sec-WebSocket-Version: 13 is the only one",
+            ),
+            Self::Key => (
+                StatusCode::BAD_REQUEST,
+                "Missing or invalid Sec-WebSocket-Key header",
+            ),
+        };
+        let mut response = Response::new(EngineBody::full(message));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        // The client may already have sent frames behind its request: do not read them as HTTP.
+        headers.insert(CONNECTION, HeaderValue::from_static("close"));
+        if self == Self::Version {
+            headers.insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+        }
+        response
+    }
+}
+
+/// Checks a WebSocket handshake request (RFC 6455 4.2.1), in this order: an upgrade at all
+/// (HTTP/1.1 or later, `Upgrade: websocket`, `Connection: upgrade`), GET, the version (before
+/// the key: a client of an older draft has no `Sec-WebSocket-Key`, and 426 tells it what to
+/// speak), the key.
+pub(crate) fn check_upgrade<B>(request: &Request<B>) -> Result<(), UpgradeRefusal> {
     let headers = request.headers();
     let has_token = |name, token: &str| {
         headers.get_all(name).iter().any(|v| {
@@ -33,13 +84,37 @@ pub(crate) fn is_upgrade_request<B>(request: &Request<B>) -> bool {
                 .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
         })
     };
-    request.method() == Method::GET
-        && has_token(UPGRADE, "websocket")
-        && has_token(CONNECTION, "upgrade")
-        && headers
-            .get("sec-websocket-version")
-            .is_some_and(|v| v == "13")
-        && headers.get(SEC_WEBSOCKET_KEY).is_some()
+    if request.version() < Version::HTTP_11
+        || !has_token(UPGRADE, "websocket")
+        || !has_token(CONNECTION, "upgrade")
+    {
+        return Err(UpgradeRefusal::NotUpgrade);
+    }
+    if request.method() != Method::GET {
+        return Err(UpgradeRefusal::Method);
+    }
+    let only = |name| {
+        let mut values = headers.get_all(name).iter();
+        match (values.next(), values.next()) {
+            (Some(value), None) => Some(value),
+            _ => None,
+        }
+    };
+    if only(SEC_WEBSOCKET_VERSION).is_none_or(|v| v != "13") {
+        return Err(UpgradeRefusal::Version);
+    }
+    let key_ok = only(SEC_WEBSOCKET_KEY).is_some_and(|key| {
+        let key = key.as_bytes();
+        // 16 bytes in base64: 22 characters and "==".
+        key.len() == 24
+            && base64::engine::general_purpose::STANDARD
+                .decode(key)
+                .is_ok_and(|nonce| nonce.len() == 16)
+    });
+    if !key_ok {
+        return Err(UpgradeRefusal::Key);
+    }
+    Ok(())
 }
 
 fn switching_protocols<B>(request: &Request<B>) -> Response<EngineBody> {
@@ -78,8 +153,8 @@ pub(crate) fn upgrade_existing<B>(
     shared: Arc<Shared>,
     mut request: Request<B>,
 ) -> Response<EngineBody> {
-    if !is_upgrade_request(&request) {
-        return error_response(ErrorCode::BadRequest);
+    if let Err(refusal) = check_upgrade(&request) {
+        return refusal.response();
     }
     let on_upgrade = hyper::upgrade::on(&mut request);
     match shared.update(|s| s.handle_upgrade_start(super::now())) {
