@@ -108,6 +108,14 @@ impl EngineConfig {
         self
     }
 
+    /// How long a WebSocket close may take (default 1 s): writing the close frame, then the
+    /// lingering close (reading and throwing away what the client still sends, until its close
+    /// frame or its FIN, 16 MiB at most) before the socket is closed.
+    pub fn ws_close_timeout(mut self, value: Duration) -> Self {
+        self.ws_close_timeout = value;
+        self
+    }
+
     /// How often the server pings (default 25 s).
     pub fn ping_interval(mut self, value: Duration) -> Self {
         self.session = self.session.ping_interval(value);

@@ -26,8 +26,8 @@ use bytes::{Bytes, BytesMut};
 use tokio::net::TcpStream;
 
 use super::engine::{EngineInner, Shared};
-use super::websocket::{End, READ_CHUNK, handle_input, push_transmit};
-use super::ws_frame::{FrameReader, FrameWriter, Incoming};
+use super::websocket::{End, Linger, READ_CHUNK, handle_input, push_transmit};
+use super::ws_frame::{FrameReader, FrameWriter};
 use crate::proto::{Session, Transport};
 
 /// The write side of a directly written WebSocket, kept in the session's lock.
@@ -372,8 +372,8 @@ pub(crate) async fn drive(
     }
     let end = end.unwrap_or(End::Cut);
     if end != End::Cut {
-        let linger = inner.config.ws_close_timeout;
-        let _ = tokio::time::timeout(linger, async {
+        // Flush the close frame, end our half, then linger (see `Linger`).
+        let _ = tokio::time::timeout(inner.config.ws_close_timeout, async {
             loop {
                 match closing.try_write(&stream) {
                     Ok(true) => break,
@@ -385,30 +385,33 @@ pub(crate) async fn drive(
                     Err(_) => return,
                 }
             }
-            if end == End::Closing {
-                loop {
-                    if stream.readable().await.is_err() {
-                        break;
-                    }
-                    match read_append(&stream, &mut rbuf) {
-                        Ok(0) => break,
-                        Ok(_) => {
-                            if let Ok(Some(Incoming::Close(_))) | Err(_) = reader.decode(&mut rbuf)
-                            {
-                                break;
-                            }
-                            rbuf.clear();
+            if socket2::SockRef::from(&*stream)
+                .shutdown(std::net::Shutdown::Write)
+                .is_err()
+            {
+                return;
+            }
+            let mut linger = Linger::new(end, &reader);
+            let mut chunk = vec![0u8; READ_CHUNK];
+            loop {
+                if stream.readable().await.is_err() {
+                    break;
+                }
+                match stream.try_read(&mut chunk) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        if linger.feed(&mut reader, &mut rbuf, chunk.get(..n).unwrap_or_default()) {
+                            break;
                         }
-                        Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
-                        Err(_) => break,
                     }
+                    Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(_) => break,
                 }
             }
         })
         .await;
         clean = true;
-    }
-    if let Ok(mut stream) = Arc::try_unwrap(stream) {
+    } else if let Ok(mut stream) = Arc::try_unwrap(stream) {
         let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
     }
     if !detached {

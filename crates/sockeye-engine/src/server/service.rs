@@ -190,8 +190,10 @@ where
     if query_param(query, "EIO") != Some("4") {
         return error_response(ErrorCode::UnsupportedProtocolVersion);
     }
-    if transport == Transport::WebSocket && !websocket::is_upgrade_request(&request) {
-        return error_response(ErrorCode::BadRequest);
+    if transport == Transport::WebSocket
+        && let Err(refusal) = websocket::check_upgrade(&request)
+    {
+        return refusal.response();
     }
     let info = HandshakeInfo {
         method: request.method().clone(),

@@ -4,9 +4,13 @@ use std::future::poll_fn;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
-use http::header::{CONNECTION, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, UPGRADE};
-use http::{Method, Request, Response, StatusCode};
+use http::header::{
+    CONNECTION, CONTENT_TYPE, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
+    SEC_WEBSOCKET_VERSION, UPGRADE,
+};
+use http::{Method, Request, Response, StatusCode, Version};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use sockeye_codec::engineio::Packet;
@@ -18,14 +22,61 @@ use super::direct;
 use super::engine::{EngineInner, Shared};
 use super::handler::HandshakeInfo;
 use super::service::{ErrorCode, error_response};
-use super::ws_frame::{FrameReader, FrameWriter, Incoming, close_code};
+use super::ws_frame::{FrameError, FrameReader, FrameWriter, Incoming, close_code};
 use crate::proto::{CloseReason, ProtocolError, Transmit, Transport};
 
 /// Size of the stack buffer one read goes through. Reading through the stack (and appending
 /// what arrived) means an idle connection holds no read buffer at all.
 pub(crate) const READ_CHUNK: usize = 8 * 1024;
 
-pub(crate) fn is_upgrade_request<B>(request: &Request<B>) -> bool {
+/// Why a WebSocket handshake (RFC 6455 4.2.1) is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UpgradeRefusal {
+    /// No `Upgrade: websocket` or no `Connection: upgrade`, or HTTP/1.0: not an upgrade at all.
+    /// The reference server's `400 {"code":3,"message":"Bad request"}`.
+    NotUpgrade,
+    /// An upgrade that is not a GET: 405.
+    Method,
+    /// `Sec-WebSocket-Version` missing, repeated or other than 13: 426 Upgrade Required with
+    /// `Sec-WebSocket-Version: 13` (RFC 6455 4.2.2; `ws` answers 400 instead).
+    Version,
+    /// `Sec-WebSocket-Key` missing, repeated or not the base64 of 16 bytes: 400.
+    Key,
+}
+
+impl UpgradeRefusal {
+    /// The HTTP answer.
+    pub(crate) fn response(self) -> Response<EngineBody> {
+        let (status, message) = match self {
+            Self::NotUpgrade => return error_response(ErrorCode::BadRequest),
+            Self::Method => (StatusCode::METHOD_NOT_ALLOWED, "Invalid HTTP method"),
+            Self::Version => (
+                StatusCode::UPGRADE_REQUIRED,
+                "Unsupported Sec-WebSocket-Version: 13 is the only one",
+            ),
+            Self::Key => (
+                StatusCode::BAD_REQUEST,
+                "Missing or invalid Sec-WebSocket-Key header",
+            ),
+        };
+        let mut response = Response::new(EngineBody::full(message));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        // The client may already have sent frames behind its request: do not read them as HTTP.
+        headers.insert(CONNECTION, HeaderValue::from_static("close"));
+        if self == Self::Version {
+            headers.insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+        }
+        response
+    }
+}
+
+/// Checks a WebSocket handshake request (RFC 6455 4.2.1), in this order: an upgrade at all
+/// (HTTP/1.1 or later, `Upgrade: websocket`, `Connection: upgrade`), GET, the version (before
+/// the key: a client of an older draft has no `Sec-WebSocket-Key`, and 426 tells it what to
+/// speak), the key.
+pub(crate) fn check_upgrade<B>(request: &Request<B>) -> Result<(), UpgradeRefusal> {
     let headers = request.headers();
     let has_token = |name, token: &str| {
         headers.get_all(name).iter().any(|v| {
@@ -33,13 +84,37 @@ pub(crate) fn is_upgrade_request<B>(request: &Request<B>) -> bool {
                 .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
         })
     };
-    request.method() == Method::GET
-        && has_token(UPGRADE, "websocket")
-        && has_token(CONNECTION, "upgrade")
-        && headers
-            .get("sec-websocket-version")
-            .is_some_and(|v| v == "13")
-        && headers.get(SEC_WEBSOCKET_KEY).is_some()
+    if request.version() < Version::HTTP_11
+        || !has_token(UPGRADE, "websocket")
+        || !has_token(CONNECTION, "upgrade")
+    {
+        return Err(UpgradeRefusal::NotUpgrade);
+    }
+    if request.method() != Method::GET {
+        return Err(UpgradeRefusal::Method);
+    }
+    let only = |name| {
+        let mut values = headers.get_all(name).iter();
+        match (values.next(), values.next()) {
+            (Some(value), None) => Some(value),
+            _ => None,
+        }
+    };
+    if only(SEC_WEBSOCKET_VERSION).is_none_or(|v| v != "13") {
+        return Err(UpgradeRefusal::Version);
+    }
+    let key_ok = only(SEC_WEBSOCKET_KEY).is_some_and(|key| {
+        let key = key.as_bytes();
+        // 16 bytes in base64: 22 characters and "==".
+        key.len() == 24
+            && base64::engine::general_purpose::STANDARD
+                .decode(key)
+                .is_ok_and(|nonce| nonce.len() == 16)
+    });
+    if !key_ok {
+        return Err(UpgradeRefusal::Key);
+    }
+    Ok(())
 }
 
 fn switching_protocols<B>(request: &Request<B>) -> Response<EngineBody> {
@@ -78,8 +153,8 @@ pub(crate) fn upgrade_existing<B>(
     shared: Arc<Shared>,
     mut request: Request<B>,
 ) -> Response<EngineBody> {
-    if !is_upgrade_request(&request) {
-        return error_response(ErrorCode::BadRequest);
+    if let Err(refusal) = check_upgrade(&request) {
+        return refusal.response();
     }
     let on_upgrade = hyper::upgrade::on(&mut request);
     match shared.update(|s| s.handle_upgrade_start(super::now())) {
@@ -88,13 +163,36 @@ pub(crate) fn upgrade_existing<B>(
         Err(_) => {
             // Already upgraded or upgrading: accept, then close at once. (Refusing with 400
             // makes the `ws` client throw where nobody listens; see the conformance notes.)
+            let linger = inner.config.ws_close_timeout;
+            let max_payload = inner.session_config.max_payload;
             tokio::spawn(async move {
                 if let Ok(upgraded) = on_upgrade.await {
                     let mut io = TokioIo::new(upgraded);
                     let mut writer = FrameWriter::default();
                     writer.close(close_code::POLICY);
-                    let _ = poll_fn(|cx| writer.poll_write(cx, &mut io)).await;
-                    let _ = io.shutdown().await;
+                    let _ = tokio::time::timeout(linger, async {
+                        if poll_fn(|cx| writer.poll_write(cx, &mut io)).await.is_err()
+                            || io.shutdown().await.is_err()
+                        {
+                            return;
+                        }
+                        let mut reader = FrameReader::new(max_payload);
+                        let mut linger = Linger::new(End::Closing, &reader);
+                        let mut rbuf = BytesMut::new();
+                        let mut chunk = vec![0u8; READ_CHUNK];
+                        loop {
+                            match io.read(&mut chunk).await {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => {
+                                    let data = chunk.get(..n).unwrap_or_default();
+                                    if linger.feed(&mut reader, &mut rbuf, data) {
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                    })
+                    .await;
                 }
             });
         }
@@ -257,25 +355,22 @@ where
 
     let end = end.unwrap_or(End::Cut);
     if end != End::Cut {
-        // Flush the close frame, then give the client a moment to answer it.
-        let linger = inner.config.ws_close_timeout;
-        let _ = tokio::time::timeout(linger, async {
+        // Flush the close frame, end our half, then linger (see `Linger`).
+        let _ = tokio::time::timeout(inner.config.ws_close_timeout, async {
             if poll_fn(|cx| writer.poll_write(cx, &mut wr)).await.is_err() {
                 return;
             }
-            if end == End::Closing {
-                let mut scratch = BytesMut::with_capacity(256);
-                loop {
-                    scratch.clear();
-                    match rd.read_buf(&mut scratch).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) => {
-                            rbuf.extend_from_slice(&scratch);
-                            if let Ok(Some(Incoming::Close(_))) | Err(_) = reader.decode(&mut rbuf)
-                            {
-                                break;
-                            }
-                            rbuf.clear();
+            if wr.shutdown().await.is_err() {
+                return;
+            }
+            let mut linger = Linger::new(end, &reader);
+            let mut chunk = vec![0u8; READ_CHUNK];
+            loop {
+                match rd.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if linger.feed(&mut reader, &mut rbuf, chunk.get(..n).unwrap_or_default()) {
+                            break;
                         }
                     }
                 }
@@ -287,6 +382,60 @@ where
     let _ = wr.shutdown().await;
     if !detached {
         shared.update(|s| s.handle_transport_closed(Transport::WebSocket, !clean));
+    }
+}
+
+/// Bytes a lingering close reads (and throws away) at most.
+pub(crate) const LINGER_MAX_BYTES: usize = 16 << 20;
+
+/// The lingering close. After its close frame the server ends its half of the TCP connection
+/// (FIN) and keeps reading, throwing the bytes away, until the client's close frame, its FIN,
+/// [`LINGER_MAX_BYTES`] or the close timeout, whichever comes first. Closing a socket with
+/// unread bytes in its receive buffer makes the kernel send a reset instead of a FIN, and a
+/// reset can destroy the close frame before the client reads it: the client that was still
+/// sending (the rest of a message over `max_payload`, say) would see 1006 instead of 1009.
+pub(crate) struct Linger {
+    /// Frames are still in sync: the client's close frame ends the wait.
+    until_close_frame: bool,
+    read: usize,
+}
+
+impl Linger {
+    pub(crate) fn new(end: End, reader: &FrameReader) -> Self {
+        Self {
+            until_close_frame: end == End::Closing && !reader.failed(),
+            read: 0,
+        }
+    }
+
+    /// Takes bytes read while lingering; `true` when the wait is over.
+    pub(crate) fn feed(
+        &mut self,
+        reader: &mut FrameReader,
+        rbuf: &mut BytesMut,
+        data: &[u8],
+    ) -> bool {
+        self.read = self.read.saturating_add(data.len());
+        if self.read > LINGER_MAX_BYTES {
+            return true;
+        }
+        if !self.until_close_frame {
+            return false;
+        }
+        rbuf.extend_from_slice(data);
+        loop {
+            match reader.decode(rbuf) {
+                Ok(Some(Incoming::Close(_))) => return true,
+                Ok(Some(_)) => {}
+                Ok(None) => return false,
+                Err(_) => {
+                    // Out of sync: throw the rest away until the client's FIN.
+                    self.until_close_frame = false;
+                    *rbuf = BytesMut::new();
+                    return false;
+                }
+            }
+        }
     }
 }
 
@@ -324,10 +473,10 @@ pub(crate) fn handle_input(
             Ok(None) => return None,
             Err(error) => {
                 let code = error.close_code();
-                let reason = if code == close_code::TOO_BIG {
-                    CloseReason::PayloadTooLarge
-                } else {
-                    CloseReason::TransportError
+                let reason = match error {
+                    FrameError::TooBig => CloseReason::PayloadTooLarge,
+                    FrameError::InvalidUtf8 => CloseReason::ParseError,
+                    _ => CloseReason::TransportError,
                 };
                 shared.update(|s| s.handle_transport_error(Transport::WebSocket, reason));
                 writer.close(code);
@@ -365,12 +514,8 @@ pub(crate) fn handle_input(
             Incoming::Close(code) => {
                 *detached = true;
                 shared.update(|s| s.handle_transport_closed(Transport::WebSocket, false));
-                let answer = match code {
-                    Some(c) if (1000..5000).contains(&c) && c != 1004 && c != 1005 && c != 1006 => {
-                        c
-                    }
-                    _ => close_code::NORMAL,
-                };
+                // The reader let only valid codes through: echo the client's (RFC 6455 5.5.1).
+                let answer = code.unwrap_or(close_code::NORMAL);
                 writer.close(answer);
                 return Some(End::Answered);
             }

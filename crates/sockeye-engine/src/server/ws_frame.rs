@@ -44,6 +44,8 @@ pub(crate) enum FrameError {
     Protocol,
     /// A message over the size limit (1009).
     TooBig,
+    /// A text message or a close reason that is not UTF-8 (1007).
+    InvalidUtf8,
 }
 
 impl FrameError {
@@ -51,16 +53,46 @@ impl FrameError {
         match self {
             Self::Protocol => close_code::PROTOCOL,
             Self::TooBig => close_code::TOO_BIG,
+            Self::InvalidUtf8 => close_code::INVALID_DATA,
         }
     }
+}
+
+/// Whether a peer may send `code` in a close frame (RFC 6455 7.4, the IANA registry): 1000-1003,
+/// 1007-1014 and the application range 3000-4999. 1004 is reserved, 1005, 1006 and 1015 must
+/// never be on the wire, 1016-2999 are unassigned, below 1000 and from 5000 on are not codes.
+pub(crate) fn is_valid_close_code(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
+}
+
+/// Validates the text collected so far from byte `from` (a character boundary) on; returns the
+/// length of its longest valid prefix. An incomplete character at the end is fine while more
+/// fragments follow.
+fn check_utf8(data: &[u8], from: usize, fin: bool) -> Result<usize, FrameError> {
+    match std::str::from_utf8(data.get(from..).unwrap_or_default()) {
+        Ok(_) => Ok(data.len()),
+        Err(error) if error.error_len().is_none() && !fin => Ok(from + error.valid_up_to()),
+        Err(_) => Err(FrameError::InvalidUtf8),
+    }
+}
+
+/// A fragmented message being collected.
+#[derive(Debug)]
+struct Partial {
+    /// 1 text, 2 binary.
+    opcode: u8,
+    data: BytesMut,
+    /// Text only: how many bytes of `data` are known to be valid UTF-8.
+    valid_utf8: usize,
 }
 
 /// Reassembles client frames into messages.
 #[derive(Debug)]
 pub(crate) struct FrameReader {
     max_message: usize,
-    /// Opcode (1 text, 2 binary) and collected payload of a fragmented message.
-    partial: Option<(u8, BytesMut)>,
+    partial: Option<Partial>,
+    /// Set by the first error: the stream is no longer in sync with frame boundaries.
+    failed: bool,
 }
 
 impl FrameReader {
@@ -68,25 +100,51 @@ impl FrameReader {
         Self {
             max_message,
             partial: None,
+            failed: false,
         }
     }
 
+    /// Whether a decode error happened: after one, the bytes that follow are not frames.
+    pub(crate) fn failed(&self) -> bool {
+        self.failed
+    }
+
     /// Decodes the next complete message or control frame from `buf`, consuming its bytes.
-    /// `Ok(None)`: more bytes are needed.
+    /// `Ok(None)`: more bytes are needed. After an error, every call fails the same way.
     pub(crate) fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Incoming>, FrameError> {
+        if self.failed {
+            return Err(FrameError::Protocol);
+        }
+        let result = self.decode_inner(buf);
+        if result.is_err() {
+            self.failed = true;
+            self.partial = None;
+        }
+        result
+    }
+
+    fn decode_inner(&mut self, buf: &mut BytesMut) -> Result<Option<Incoming>, FrameError> {
         loop {
             let Some((header, payload_len)) = parse_header(buf)? else {
                 return Ok(None);
             };
             let opcode = header.opcode;
             let is_control = opcode & 0x8 != 0;
+            // Opcode and fragmentation checks before buffering anything: reserved opcodes,
+            // a continuation with nothing to continue, a new message inside a fragmented one.
+            match opcode {
+                0x0 if self.partial.is_none() => return Err(FrameError::Protocol),
+                0x1 | 0x2 if self.partial.is_some() => return Err(FrameError::Protocol),
+                0x0..=0x2 | 0x8..=0xA => {}
+                _ => return Err(FrameError::Protocol),
+            }
             // Size checks before buffering anything.
             if is_control {
                 if payload_len > MAX_CONTROL as u64 || !header.fin {
                     return Err(FrameError::Protocol);
                 }
             } else {
-                let already = self.partial.as_ref().map_or(0, |(_, b)| b.len()) as u64;
+                let already = self.partial.as_ref().map_or(0, |p| p.data.len()) as u64;
                 if already + payload_len > self.max_message as u64 {
                     return Err(FrameError::TooBig);
                 }
@@ -104,23 +162,35 @@ impl FrameReader {
 
             match opcode {
                 0x0 => {
-                    let Some((_, data)) = self.partial.as_mut() else {
+                    let Some(partial) = self.partial.as_mut() else {
                         return Err(FrameError::Protocol);
                     };
-                    data.extend_from_slice(&payload);
+                    partial.data.extend_from_slice(&payload);
+                    if partial.opcode == 0x1 {
+                        // Fail fast: invalid text is refused at the fragment that carries it.
+                        partial.valid_utf8 =
+                            check_utf8(&partial.data, partial.valid_utf8, header.fin)?;
+                    }
                     if header.fin {
-                        let (op, data) = self.partial.take().ok_or(FrameError::Protocol)?;
-                        return Ok(Some(message(op, data.freeze())));
+                        let partial = self.partial.take().ok_or(FrameError::Protocol)?;
+                        return Ok(Some(message(partial.opcode, partial.data.freeze())));
                     }
                 }
                 0x1 | 0x2 => {
-                    if self.partial.is_some() {
-                        return Err(FrameError::Protocol);
-                    }
                     if header.fin {
+                        // A whole text message is validated where it becomes text (once).
                         return Ok(Some(message(opcode, payload.freeze())));
                     }
-                    self.partial = Some((opcode, payload));
+                    let valid_utf8 = if opcode == 0x1 {
+                        check_utf8(&payload, 0, false)?
+                    } else {
+                        0
+                    };
+                    self.partial = Some(Partial {
+                        opcode,
+                        data: payload,
+                        valid_utf8,
+                    });
                 }
                 0x8 => {
                     let code = match payload.len() {
@@ -128,8 +198,11 @@ impl FrameReader {
                         1 => return Err(FrameError::Protocol),
                         _ => Some(u16::from_be_bytes([payload[0], payload[1]])),
                     };
-                    if payload.len() > 2 && std::str::from_utf8(&payload[2..]).is_err() {
+                    if code.is_some_and(|c| !is_valid_close_code(c)) {
                         return Err(FrameError::Protocol);
+                    }
+                    if payload.len() > 2 && std::str::from_utf8(&payload[2..]).is_err() {
+                        return Err(FrameError::InvalidUtf8);
                     }
                     return Ok(Some(Incoming::Close(code)));
                 }
@@ -255,6 +328,10 @@ impl OutFrame {
     fn total(&self) -> usize {
         usize::from(self.header_len) + self.payload.len()
     }
+
+    fn is_unstarted_pong(&self) -> bool {
+        self.header[0] & 0x0f == 0xA && self.written == 0
+    }
 }
 
 /// Frames waiting to be written, drained with vectored writes.
@@ -262,7 +339,12 @@ impl OutFrame {
 pub(crate) struct FrameWriter {
     queue: VecDeque<OutFrame>,
     pending_bytes: usize,
+    /// Pong frames in `queue` (started or not).
+    pongs: usize,
 }
+
+/// How many pong frames a writer queues at most (see [`FrameWriter::pong`]).
+pub(crate) const MAX_QUEUED_PONGS: usize = 8;
 
 /// How many slices one vectored write carries at most.
 const MAX_SLICES: usize = 64;
@@ -276,8 +358,25 @@ impl FrameWriter {
         self.push(0x2, payload);
     }
 
+    /// Queues the answer to a ping. Past [`MAX_QUEUED_PONGS`] the oldest pong not yet started
+    /// is dropped (RFC 6455 5.5.3 allows answering only the most recent ping), so a ping flood
+    /// from a client that does not read costs a few queued frames, not one per ping.
     pub(crate) fn pong(&mut self, payload: Bytes) {
         self.push(0xA, payload);
+        self.pongs += 1;
+        self.trim_pongs();
+    }
+
+    fn trim_pongs(&mut self) {
+        while self.pongs > MAX_QUEUED_PONGS {
+            let Some(pos) = self.queue.iter().position(OutFrame::is_unstarted_pong) else {
+                return;
+            };
+            if let Some(frame) = self.queue.remove(pos) {
+                self.pending_bytes -= frame.total();
+                self.pongs -= 1;
+            }
+        }
     }
 
     pub(crate) fn close(&mut self, code: u16) {
@@ -296,8 +395,10 @@ impl FrameWriter {
 
     /// Moves `other`'s frames behind this writer's.
     pub(crate) fn append(&mut self, other: &mut Self) {
+        self.pongs += std::mem::take(&mut other.pongs);
         self.pending_bytes += std::mem::take(&mut other.pending_bytes);
         self.queue.append(&mut other.queue);
+        self.trim_pongs();
     }
 
     /// Releases the queue's allocation when it is empty and has grown.
@@ -391,7 +492,13 @@ impl FrameWriter {
             let left = frame.total() - frame.written;
             if written >= left {
                 written -= left;
-                self.queue.pop_front();
+                if self
+                    .queue
+                    .pop_front()
+                    .is_some_and(|f| f.header[0] & 0x0f == 0xA)
+                {
+                    self.pongs -= 1;
+                }
             } else {
                 frame.written += written;
                 written = 0;
@@ -485,6 +592,87 @@ mod tests {
             r.decode(&mut buf).unwrap(),
             Some(Incoming::Close(Some(1000)))
         ));
+    }
+
+    #[test]
+    fn a_ping_flood_queues_a_few_pongs_the_newest() {
+        let mut w = FrameWriter::default();
+        w.text(Bytes::from_static(b"4a"));
+        for i in 0..1000u32 {
+            w.pong(Bytes::copy_from_slice(&i.to_be_bytes()));
+        }
+        let mut other = FrameWriter::default();
+        other.pong(Bytes::from_static(b"last"));
+        w.append(&mut other);
+        assert_eq!(w.queue.len(), 1 + MAX_QUEUED_PONGS);
+        assert_eq!(w.pongs, MAX_QUEUED_PONGS);
+        assert_eq!(&w.queue[0].payload[..], b"4a");
+        assert_eq!(&w.queue[MAX_QUEUED_PONGS].payload[..], b"last");
+        assert_eq!(&w.queue[1].payload[..], &993u32.to_be_bytes());
+        assert_eq!(w.pending_bytes, 4 + (MAX_QUEUED_PONGS - 1) * 6 + 6);
+    }
+
+    #[test]
+    fn close_codes() {
+        for code in [
+            1000, 1001, 1002, 1003, 1007, 1010, 1011, 1012, 1013, 1014, 3000, 4999,
+        ] {
+            assert!(is_valid_close_code(code), "{code}");
+        }
+        for code in [
+            0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535,
+        ] {
+            assert!(!is_valid_close_code(code), "{code}");
+            let mut r = FrameReader::new(10);
+            let mut buf = BytesMut::from(&masked(0x8, true, &code.to_be_bytes())[..]);
+            assert_eq!(r.decode(&mut buf).unwrap_err(), FrameError::Protocol);
+            assert!(r.failed());
+        }
+        let mut r = FrameReader::new(10);
+        let mut buf = BytesMut::from(&masked(0x8, true, &[0x03, 0xe8, 0xff])[..]);
+        assert_eq!(r.decode(&mut buf).unwrap_err(), FrameError::InvalidUtf8);
+    }
+
+    #[test]
+    fn text_fragments_are_validated_as_they_come() {
+        // "é" split across fragments is fine.
+        let mut r = FrameReader::new(100);
+        let mut buf = BytesMut::from(&masked(0x1, false, b"4\xc3")[..]);
+        buf.extend_from_slice(&masked(0x0, true, b"\xa9"));
+        assert!(
+            matches!(r.decode(&mut buf).unwrap(), Some(Incoming::Text(t)) if &t[..] == "4é".as_bytes())
+        );
+        // An invalid byte fails at its fragment, before the message ends.
+        let mut r = FrameReader::new(100);
+        let mut buf = BytesMut::from(&masked(0x1, false, b"4ok\xff")[..]);
+        assert_eq!(r.decode(&mut buf).unwrap_err(), FrameError::InvalidUtf8);
+        // A truncated character at the last fragment fails.
+        let mut r = FrameReader::new(100);
+        let mut buf = BytesMut::from(&masked(0x1, false, b"4")[..]);
+        buf.extend_from_slice(&masked(0x0, true, b"\xe2\x82"));
+        assert_eq!(r.decode(&mut buf).unwrap_err(), FrameError::InvalidUtf8);
+        // A code point over U+10FFFF fails at its first two bytes.
+        let mut r = FrameReader::new(100);
+        let mut buf = BytesMut::from(&masked(0x1, false, b"\xf4\x90")[..]);
+        assert_eq!(r.decode(&mut buf).unwrap_err(), FrameError::InvalidUtf8);
+    }
+
+    #[test]
+    fn fragmentation_errors_are_caught_before_buffering() {
+        // A reserved opcode, a new message inside a fragmented one: refused at the header.
+        for opcode in [0x3, 0x7, 0xB, 0xF] {
+            let mut r = FrameReader::new(1000);
+            let mut buf = BytesMut::from(&masked(opcode, true, &[0u8; 100])[..6]);
+            assert_eq!(r.decode(&mut buf).unwrap_err(), FrameError::Protocol);
+        }
+        let mut r = FrameReader::new(1000);
+        let mut buf = BytesMut::from(&masked(0x1, false, b"4a")[..]);
+        buf.extend_from_slice(&masked(0x2, true, &[0u8; 100])[..6]);
+        assert_eq!(r.decode(&mut buf).unwrap_err(), FrameError::Protocol);
+        // A fragmented control frame.
+        let mut r = FrameReader::new(1000);
+        let mut buf = BytesMut::from(&masked(0x9, false, b"p")[..]);
+        assert_eq!(r.decode(&mut buf).unwrap_err(), FrameError::Protocol);
     }
 
     #[tokio::test]
