@@ -41,6 +41,10 @@ const CLIENT_JS: &[u8] = include_bytes!("../../../examples/vendor/socket.io.min.
 /// What the page carries where the development token goes.
 const TOKEN_PLACEHOLDER: &str = "__SOCKEYE_DEV_TOKEN__";
 
+/// Time a client has to send a request head, and the longest an idle keep-alive connection
+/// stays open between requests (hyper applies one timer to both).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Configures a [`Server`]. Defaults are the contract's (and the reference server's for
 /// Engine.IO); [`ServerBuilder::from_settings`] takes everything from the command line.
 ///
@@ -59,7 +63,7 @@ pub struct ServerBuilder {
     connect_timeout: Duration,
     app: AppConfig,
     max_connections_per_ip: Option<NonZeroU32>,
-    trust_proxy: bool,
+    trust_proxy_hops: u32,
     shutdown_timeout: Duration,
     broker: Option<Broker>,
     dev_token: Option<String>,
@@ -108,7 +112,7 @@ impl ServerBuilder {
                 .max_content_length(settings.max_content_length)
                 .rate_limit(settings.rate_limit),
             max_connections_per_ip: settings.max_connections_per_ip,
-            trust_proxy: settings.trust_proxy,
+            trust_proxy_hops: settings.trust_proxy_hops,
             shutdown_timeout: settings.shutdown_timeout,
             broker: None,
             dev_token: None,
@@ -182,9 +186,17 @@ impl ServerBuilder {
         self
     }
 
-    /// Count clients by the last `X-Forwarded-For` address (behind a reverse proxy only).
+    /// Count clients by the last `X-Forwarded-For` address (behind one reverse proxy only);
+    /// the same as `trust_proxy_hops(1)` (or `0` when `false`).
     pub fn trust_proxy(mut self, trust: bool) -> Self {
-        self.trust_proxy = trust;
+        self.trust_proxy_hops = u32::from(trust);
+        self
+    }
+
+    /// Count clients by the `hops`-th `X-Forwarded-For` address from the right: the one the
+    /// outermost of `hops` trusted reverse proxies appended (0: ignore the header).
+    pub fn trust_proxy_hops(mut self, hops: u32) -> Self {
+        self.trust_proxy_hops = hops;
         self
     }
 
@@ -222,7 +234,7 @@ impl ServerBuilder {
             ping_timeout: self.ping_timeout,
             shutdown_timeout: self.shutdown_timeout,
             limiter: ConnectionLimiter::new(self.max_connections_per_ip),
-            trust_proxy: self.trust_proxy,
+            trust_proxy_hops: self.trust_proxy_hops,
             dev_token: self.dev_token,
         };
         let (broker, app) = match self.broker {
@@ -269,7 +281,7 @@ impl ServerBuilder {
             broker.clone(),
             metrics.clone(),
             parts.limiter,
-            parts.trust_proxy,
+            parts.trust_proxy_hops,
             tls.is_some(),
         );
         let engine = Engine::with_shared_handler(config, glue.clone());
@@ -303,7 +315,7 @@ struct EngineParts {
     ping_timeout: Duration,
     shutdown_timeout: Duration,
     limiter: ConnectionLimiter,
-    trust_proxy: bool,
+    trust_proxy_hops: u32,
     dev_token: Option<String>,
 }
 
@@ -454,6 +466,9 @@ impl Server {
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
+        if let Err(refusal) = sockeye_engine::server::check_framing(request.headers()) {
+            return refusal;
+        }
         let path = request.uri().path();
         if path == "/socket.io" || path.starts_with("/socket.io/") {
             return self.inner.engine.handle(request).await;
@@ -566,10 +581,14 @@ impl Server {
     where
         I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
+        let Some(io) = sockeye_engine::server::refuse_http2_preface(io, HEADER_READ_TIMEOUT).await
+        else {
+            return;
+        };
         let mut builder = http1::Builder::new();
         builder
             .timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(10))
+            .header_read_timeout(HEADER_READ_TIMEOUT)
             .max_headers(64)
             .max_buf_size(16 * 1024)
             .keep_alive(true);

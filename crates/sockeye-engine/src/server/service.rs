@@ -142,6 +142,9 @@ impl Engine {
         B::Error: Into<BoxError>,
     {
         let inner = &self.inner;
+        if let Err(refusal) = super::http1::check_framing(request.headers()) {
+            return refusal;
+        }
         let path = request.uri().path();
         let configured = inner.config.path.as_str();
         if path != configured && Some(path) != configured.strip_suffix('/') {
