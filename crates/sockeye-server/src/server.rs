@@ -24,13 +24,13 @@ use sockeye_engine::{Engine, EngineConfig};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tokio_rustls::TlsAcceptor;
 
 use crate::app::{App, AppConfig};
 use crate::config::{ConfigError, CorsOrigins, JwtSettings, RateLimit, Settings, TlsFiles};
 use crate::glue::Glue;
 use crate::limits::ConnectionLimiter;
 use crate::metrics::Metrics;
+use crate::tls::ReloadableTls;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -226,7 +226,7 @@ impl ServerBuilder {
     /// the default application, unreadable TLS files.
     pub fn build(self) -> Result<Server, ConfigError> {
         let metrics = Metrics::new();
-        let tls = self.tls.as_ref().map(crate::tls::acceptor).transpose()?;
+        let tls = self.tls.as_ref().map(ReloadableTls::load).transpose()?;
         let parts = EngineParts {
             cors: self.cors,
             max_payload: self.max_payload,
@@ -260,7 +260,7 @@ impl ServerBuilder {
         broker: Broker,
         app: Option<Arc<App>>,
         metrics: Metrics,
-        tls: Option<TlsAcceptor>,
+        tls: Option<ReloadableTls>,
         parts: EngineParts,
     ) -> Result<Server, ConfigError> {
         let cors = match parts.cors {
@@ -381,7 +381,7 @@ struct Inner {
     metrics: Metrics,
     glue: Arc<Glue>,
     app: Option<Arc<App>>,
-    tls: Option<TlsAcceptor>,
+    tls: Option<ReloadableTls>,
     page: String,
     shutting_down: AtomicBool,
     shutdown_timeout: Duration,
@@ -437,6 +437,45 @@ impl Server {
     /// Whether TLS is configured.
     pub fn is_tls(&self) -> bool {
         self.inner.tls.is_some()
+    }
+
+    /// Reads the TLS certificate and key files again (what the binary does on SIGHUP): new
+    /// connections use them, open ones keep theirs. `Ok(false)` when the server has no TLS.
+    ///
+    /// # Errors
+    /// [`ConfigError::Tls`] when the files do not load or do not fit; the certificate in use
+    /// is then kept.
+    pub fn reload_tls(&self) -> Result<bool, ConfigError> {
+        match &self.inner.tls {
+            None => Ok(false),
+            Some(tls) => tls.reload().map(|()| true),
+        }
+    }
+
+    /// Reloads the TLS files ([`Server::reload_tls`]) on every SIGHUP, for certificate renewal
+    /// without a restart; the binary runs it when TLS is on. A pair that does not load is
+    /// logged and the certificate in use kept. Returns only when signals cannot be received.
+    pub async fn reload_tls_on_sighup(self) {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut hangup = match signal(SignalKind::hangup()) {
+                Ok(hangup) => hangup,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for SIGHUP: TLS reload disabled");
+                    return;
+                }
+            };
+            while hangup.recv().await.is_some() {
+                match self.reload_tls() {
+                    Ok(_) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+                    Err(error) => tracing::warn!(
+                        %error,
+                        "SIGHUP: TLS reload failed, the certificate in use is kept"
+                    ),
+                }
+            }
+        }
     }
 
     /// Starts the server's timer tasks (connect timeouts, token expiry) on the current tokio
@@ -560,8 +599,8 @@ impl Server {
             None => {
                 tokio::spawn(async move { server.serve_connection(stream, Some(addr)).await });
             }
-            Some(acceptor) => {
-                let acceptor = acceptor.clone();
+            Some(tls) => {
+                let acceptor = tls.acceptor();
                 tokio::spawn(async move {
                     let handshake =
                         tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
