@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod eio;
+pub mod raw_http;
 
 /// The root `README.md`, so that its Rust examples are compiled and run as doctests.
 #[cfg(doctest)]

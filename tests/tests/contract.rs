@@ -357,7 +357,8 @@ async fn connections_per_address_are_capped() {
     let refused = SioClient::try_open(server.addr, "", &[]).await;
     assert!(refused.is_err(), "the third WebSocket session is refused");
     let polling = server.get("/socket.io/?EIO=4&transport=polling", &[]).await;
-    assert_eq!(polling.status, 403, "the third polling session too");
+    assert_eq!(polling.status, 429, "the third polling session too");
+    assert_eq!(polling.header("retry-after").as_deref(), Some("5"));
     // X-Forwarded-For is ignored without trust_proxy.
     let forwarded = server
         .get(
@@ -365,7 +366,7 @@ async fn connections_per_address_are_capped() {
             &[("x-forwarded-for", "203.0.113.9")],
         )
         .await;
-    assert_eq!(forwarded.status, 403);
+    assert_eq!(forwarded.status, 429);
     first.close().await;
     let mut ok = false;
     for _ in 0..50 {
@@ -403,7 +404,7 @@ async fn connections_per_address_are_capped() {
             &[("x-forwarded-for", "198.51.100.7, 203.0.113.1")],
         )
         .await;
-    assert_eq!(again.status, 403);
+    assert_eq!(again.status, 429);
 }
 
 #[tokio::test]

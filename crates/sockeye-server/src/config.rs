@@ -230,6 +230,18 @@ pub struct SettingsArgs {
     )]
     pub trust_proxy: Option<bool>,
 
+    /// Number of trusted reverse proxies in front of the server: the client address is the
+    /// N-th entry of `X-Forwarded-For` counted from the right (each proxy appends the address
+    /// it saw; entries further left are whatever the client sent). 0 trusts no header;
+    /// `--trust-proxy` alone is 1 [default: 0].
+    #[arg(
+        long,
+        env = "SOCKEYE_TRUST_PROXY_HOPS",
+        value_name = "N",
+        global = true
+    )]
+    pub trust_proxy_hops: Option<u32>,
+
     /// Log format [default: text]. The level comes from RUST_LOG (default `info`).
     #[arg(long, env = "SOCKEYE_LOG_FORMAT", value_name = "FORMAT", global = true)]
     pub log_format: Option<LogFormat>,
@@ -346,6 +358,7 @@ struct FileSettings {
     max_connections_per_ip: Option<u32>,
     max_content_length: Option<usize>,
     trust_proxy: Option<bool>,
+    trust_proxy_hops: Option<u32>,
     log_format: Option<LogFormat>,
     shutdown_timeout: Option<u64>,
     redis_url: Option<String>,
@@ -468,8 +481,10 @@ pub struct Settings {
     pub max_connections_per_ip: Option<NonZeroU32>,
     /// Longest `content` in code points; `None` when off.
     pub max_content_length: Option<NonZeroUsize>,
-    /// Trust `X-Forwarded-For`.
+    /// Trust `X-Forwarded-For` (`trust_proxy_hops > 0`).
     pub trust_proxy: bool,
+    /// How many trusted proxies append to `X-Forwarded-For` (0: the header is ignored).
+    pub trust_proxy_hops: u32,
     /// Log format.
     pub log_format: LogFormat,
     /// Graceful shutdown deadline.
@@ -713,6 +728,10 @@ impl Settings {
             burst: NonZeroU32::new(burst).unwrap_or(per_second),
         });
 
+        let trust_proxy_hops = args
+            .trust_proxy_hops
+            .or(file.trust_proxy_hops)
+            .unwrap_or_else(|| u32::from(args.trust_proxy.or(file.trust_proxy).unwrap_or(false)));
         let max_connections_per_ip = NonZeroU32::new(
             args.max_connections_per_ip
                 .or(file.max_connections_per_ip)
@@ -749,7 +768,8 @@ impl Settings {
             rate_limit,
             max_connections_per_ip,
             max_content_length,
-            trust_proxy: args.trust_proxy.or(file.trust_proxy).unwrap_or(false),
+            trust_proxy: trust_proxy_hops > 0,
+            trust_proxy_hops,
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             shutdown_timeout,
             cluster,
@@ -1166,6 +1186,7 @@ mod tests {
         );
         assert_eq!(s.log_format, LogFormat::Json);
         assert!(s.trust_proxy);
+        assert_eq!(s.trust_proxy_hops, 1);
 
         std::fs::write(&path, "rate-limitt = 3\n").unwrap();
         let err = Settings::resolve(parse(&["--config", p]).unwrap().settings, &NoEnv)

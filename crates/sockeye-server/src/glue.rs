@@ -29,7 +29,7 @@ pub(crate) struct Glue {
     broker: Broker,
     metrics: Metrics,
     limiter: ConnectionLimiter,
-    trust_proxy: bool,
+    trust_proxy_hops: u32,
     secure: bool,
     sessions: Sessions,
     next_key: AtomicU64,
@@ -93,6 +93,9 @@ struct Sessions {
     shards: [Mutex<HashMap<Sid, Arc<Entry>>>; SHARDS],
 }
 
+/// The `Retry-After` of a handshake refused because its address is at the session cap.
+const CONNECTION_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
+
 const SHARDS: usize = 32;
 
 impl Default for Sessions {
@@ -120,14 +123,14 @@ impl Glue {
         broker: Broker,
         metrics: Metrics,
         limiter: ConnectionLimiter,
-        trust_proxy: bool,
+        trust_proxy_hops: u32,
         secure: bool,
     ) -> Arc<Self> {
         Arc::new(Self {
             broker,
             metrics,
             limiter,
-            trust_proxy,
+            trust_proxy_hops,
             secure,
             sessions: Sessions::default(),
             next_key: AtomicU64::new(0),
@@ -183,7 +186,7 @@ impl Glue {
             .collect();
         let query = parse_query(request.uri().query().unwrap_or(""));
         let peer = request.remote_addr();
-        let remote = client_ip(peer, request.headers(), self.trust_proxy)
+        let remote = client_ip(peer, request.headers(), self.trust_proxy_hops)
             .map(|ip| SocketAddr::new(ip, peer.map_or(0, |p| p.port())));
         let mut info = EngineInfo::new(session.sid().to_string())
             .headers(headers)
@@ -205,18 +208,29 @@ impl Glue {
 
 impl Handler for Glue {
     fn on_handshake(&self, request: &HandshakeInfo) -> Result<(), Refusal> {
-        if let Some(ip) = client_ip(request.remote_addr(), request.headers(), self.trust_proxy)
-            && !self.limiter.has_room(ip)
+        if let Some(ip) = client_ip(
+            request.remote_addr(),
+            request.headers(),
+            self.trust_proxy_hops,
+        ) && !self.limiter.has_room(ip)
         {
             self.metrics.connection_refused();
             tracing::info!(%ip, "connection refused: too many connections from this address");
-            return Err(Refusal::new("Too many connections from this address"));
+            // 429 with Retry-After, not 403: the client may come back once a slot frees.
+            return Err(Refusal::too_many_requests(
+                "Too many connections from this address",
+                CONNECTION_RETRY_AFTER,
+            ));
         }
         Ok(())
     }
 
     fn on_open(&self, session: &SessionHandle, request: &HandshakeInfo) {
-        let permit = match client_ip(request.remote_addr(), request.headers(), self.trust_proxy) {
+        let permit = match client_ip(
+            request.remote_addr(),
+            request.headers(),
+            self.trust_proxy_hops,
+        ) {
             Some(ip) => match self.limiter.try_acquire(ip) {
                 Some(permit) => Some(permit),
                 None => {

@@ -7,21 +7,27 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use http::HeaderMap;
 
-/// The address a connection is counted against: the TCP peer, or with `trust_proxy` the last
-/// address in `X-Forwarded-For` (the one the trusted proxy appended itself; earlier entries are
-/// whatever the client claimed).
+/// The address a connection is counted against: the TCP peer, or with `trust_proxy_hops = N`
+/// (N > 0) the N-th address of `X-Forwarded-For` counted from the right: each of the N trusted
+/// proxies appended the address it saw, so that entry was written by the outermost trusted
+/// proxy; entries further left are whatever the client claimed. A chain shorter than N, or an
+/// entry that is no address, means the header cannot be trusted: the peer address counts.
 pub fn client_ip(
     peer: Option<SocketAddr>,
     headers: &HeaderMap,
-    trust_proxy: bool,
+    trust_proxy_hops: u32,
 ) -> Option<IpAddr> {
-    if trust_proxy
+    if let Some(hops) = usize::try_from(trust_proxy_hops).ok().filter(|&h| h > 0)
         && let Some(ip) = headers
             .get_all("x-forwarded-for")
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .next_back()
+            .rev()
+            .map(|v| v.to_str().ok())
+            .flat_map(|v| {
+                // A header line that is not text poisons the chain: it yields one bad entry.
+                v.unwrap_or("?").rsplit(',')
+            })
+            .nth(hops - 1)
             .and_then(|item| parse_forwarded_ip(item.trim()))
     {
         return Some(ip);
@@ -168,11 +174,11 @@ mod tests {
             HeaderValue::from_static("203.0.113.9, 198.51.100.4"),
         );
         assert_eq!(
-            client_ip(Some(peer), &headers, false),
+            client_ip(Some(peer), &headers, 0),
             Some("10.0.0.1".parse().unwrap())
         );
         assert_eq!(
-            client_ip(Some(peer), &headers, true),
+            client_ip(Some(peer), &headers, 1),
             Some("198.51.100.4".parse().unwrap())
         );
         headers.insert(
@@ -180,14 +186,34 @@ mod tests {
             HeaderValue::from_static("[2001:db8::1]:99"),
         );
         assert_eq!(
-            client_ip(Some(peer), &headers, true),
+            client_ip(Some(peer), &headers, 1),
             Some("2001:db8::1".parse().unwrap())
         );
         headers.insert("x-forwarded-for", HeaderValue::from_static("garbage"));
         assert_eq!(
-            client_ip(Some(peer), &headers, true),
+            client_ip(Some(peer), &headers, 1),
             Some("10.0.0.1".parse().unwrap())
         );
-        assert_eq!(client_ip(None, &HeaderMap::new(), true), None);
+        assert_eq!(client_ip(None, &HeaderMap::new(), 1), None);
+    }
+
+    #[test]
+    fn forwarded_for_hops_count_from_the_right() {
+        let peer: SocketAddr = "10.0.0.1:5000".parse().unwrap();
+        let mut headers = HeaderMap::new();
+        // The client forged the first entry; two trusted proxies appended the rest.
+        headers.append(
+            "x-forwarded-for",
+            HeaderValue::from_static("6.6.6.6, 203.0.113.9"),
+        );
+        headers.append("x-forwarded-for", HeaderValue::from_static("10.0.0.7"));
+        let ip = |hops| client_ip(Some(peer), &headers, hops).unwrap().to_string();
+        assert_eq!(ip(0), "10.0.0.1");
+        assert_eq!(ip(1), "10.0.0.7");
+        assert_eq!(ip(2), "203.0.113.9");
+        assert_eq!(ip(3), "6.6.6.6");
+        // Shorter than the configured chain: not trusted.
+        assert_eq!(ip(4), "10.0.0.1");
+        assert_eq!(ip(u32::MAX), "10.0.0.1");
     }
 }

@@ -113,6 +113,9 @@ fn run(mut settings: Settings) -> anyhow::Result<()> {
         if verifier.jwks_key_counts().is_some() {
             tokio::spawn(reload_jwks(verifier.clone()));
         }
+        if server.is_tls() {
+            tokio::spawn(server.clone().reload_tls_on_sighup());
+        }
         if let Some(token) = &dev_token {
             let host = match local.ip() {
                 ip if ip.is_unspecified() => "localhost".to_owned(),

@@ -24,7 +24,6 @@ use sockeye_engine::{Engine, EngineConfig};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tokio_rustls::TlsAcceptor;
 
 use crate::app::{App, AppConfig};
 use crate::cluster::ClusterStatus;
@@ -32,6 +31,7 @@ use crate::config::{ConfigError, CorsOrigins, JwtSettings, RateLimit, Settings, 
 use crate::glue::Glue;
 use crate::limits::ConnectionLimiter;
 use crate::metrics::Metrics;
+use crate::tls::ReloadableTls;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -41,6 +41,10 @@ const PAGE: &str = include_str!("../../../examples/websocket-client.html");
 const CLIENT_JS: &[u8] = include_bytes!("../../../examples/vendor/socket.io.min.js");
 /// What the page carries where the development token goes.
 const TOKEN_PLACEHOLDER: &str = "__SOCKEYE_DEV_TOKEN__";
+
+/// Time a client has to send a request head, and the longest an idle keep-alive connection
+/// stays open between requests (hyper applies one timer to both).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Configures a [`Server`]. Defaults are the contract's (and the reference server's for
 /// Engine.IO); [`ServerBuilder::from_settings`] takes everything from the command line.
@@ -60,7 +64,7 @@ pub struct ServerBuilder {
     connect_timeout: Duration,
     app: AppConfig,
     max_connections_per_ip: Option<NonZeroU32>,
-    trust_proxy: bool,
+    trust_proxy_hops: u32,
     shutdown_timeout: Duration,
     broker: Option<Broker>,
     dev_token: Option<String>,
@@ -113,7 +117,7 @@ impl ServerBuilder {
                 .max_content_length(settings.max_content_length)
                 .rate_limit(settings.rate_limit),
             max_connections_per_ip: settings.max_connections_per_ip,
-            trust_proxy: settings.trust_proxy,
+            trust_proxy_hops: settings.trust_proxy_hops,
             shutdown_timeout: settings.shutdown_timeout,
             broker: None,
             dev_token: None,
@@ -189,9 +193,17 @@ impl ServerBuilder {
         self
     }
 
-    /// Count clients by the last `X-Forwarded-For` address (behind a reverse proxy only).
+    /// Count clients by the last `X-Forwarded-For` address (behind one reverse proxy only);
+    /// the same as `trust_proxy_hops(1)` (or `0` when `false`).
     pub fn trust_proxy(mut self, trust: bool) -> Self {
-        self.trust_proxy = trust;
+        self.trust_proxy_hops = u32::from(trust);
+        self
+    }
+
+    /// Count clients by the `hops`-th `X-Forwarded-For` address from the right: the one the
+    /// outermost of `hops` trusted reverse proxies appended (0: ignore the header).
+    pub fn trust_proxy_hops(mut self, hops: u32) -> Self {
+        self.trust_proxy_hops = hops;
         self
     }
 
@@ -239,7 +251,7 @@ impl ServerBuilder {
         if let Some(status) = &self.cluster {
             metrics.set_cluster(status.clone());
         }
-        let tls = self.tls.as_ref().map(crate::tls::acceptor).transpose()?;
+        let tls = self.tls.as_ref().map(ReloadableTls::load).transpose()?;
         let parts = EngineParts {
             cors: self.cors,
             max_payload: self.max_payload,
@@ -247,7 +259,7 @@ impl ServerBuilder {
             ping_timeout: self.ping_timeout,
             shutdown_timeout: self.shutdown_timeout,
             limiter: ConnectionLimiter::new(self.max_connections_per_ip),
-            trust_proxy: self.trust_proxy,
+            trust_proxy_hops: self.trust_proxy_hops,
             dev_token: self.dev_token,
         };
         let (broker, app) = match self.broker {
@@ -277,7 +289,7 @@ impl ServerBuilder {
         broker: Broker,
         app: Option<Arc<App>>,
         metrics: Metrics,
-        tls: Option<TlsAcceptor>,
+        tls: Option<ReloadableTls>,
         parts: EngineParts,
         cluster: Option<Arc<dyn ClusterStatus>>,
     ) -> Result<Server, ConfigError> {
@@ -299,7 +311,7 @@ impl ServerBuilder {
             broker.clone(),
             metrics.clone(),
             parts.limiter,
-            parts.trust_proxy,
+            parts.trust_proxy_hops,
             tls.is_some(),
         );
         let engine = Engine::with_shared_handler(config, glue.clone());
@@ -334,7 +346,7 @@ struct EngineParts {
     ping_timeout: Duration,
     shutdown_timeout: Duration,
     limiter: ConnectionLimiter,
-    trust_proxy: bool,
+    trust_proxy_hops: u32,
     dev_token: Option<String>,
 }
 
@@ -401,7 +413,7 @@ struct Inner {
     glue: Arc<Glue>,
     app: Option<Arc<App>>,
     cluster: Option<Arc<dyn ClusterStatus>>,
-    tls: Option<TlsAcceptor>,
+    tls: Option<ReloadableTls>,
     page: String,
     shutting_down: AtomicBool,
     shutdown_timeout: Duration,
@@ -459,6 +471,45 @@ impl Server {
         self.inner.tls.is_some()
     }
 
+    /// Reads the TLS certificate and key files again (what the binary does on SIGHUP): new
+    /// connections use them, open ones keep theirs. `Ok(false)` when the server has no TLS.
+    ///
+    /// # Errors
+    /// [`ConfigError::Tls`] when the files do not load or do not fit; the certificate in use
+    /// is then kept.
+    pub fn reload_tls(&self) -> Result<bool, ConfigError> {
+        match &self.inner.tls {
+            None => Ok(false),
+            Some(tls) => tls.reload().map(|()| true),
+        }
+    }
+
+    /// Reloads the TLS files ([`Server::reload_tls`]) on every SIGHUP, for certificate renewal
+    /// without a restart; the binary runs it when TLS is on. A pair that does not load is
+    /// logged and the certificate in use kept. Returns only when signals cannot be received.
+    pub async fn reload_tls_on_sighup(self) {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut hangup = match signal(SignalKind::hangup()) {
+                Ok(hangup) => hangup,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for SIGHUP: TLS reload disabled");
+                    return;
+                }
+            };
+            while hangup.recv().await.is_some() {
+                match self.reload_tls() {
+                    Ok(_) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+                    Err(error) => tracing::warn!(
+                        %error,
+                        "SIGHUP: TLS reload failed, the certificate in use is kept"
+                    ),
+                }
+            }
+        }
+    }
+
     /// Starts the server's timer tasks (connect timeouts, token expiry) on the current tokio
     /// runtime. [`serve`](Self::serve) calls it; call it yourself when you only mount
     /// [`handle`](Self::handle) elsewhere. Calling it again does nothing.
@@ -486,6 +537,9 @@ impl Server {
         B::Data: Send,
         B::Error: Into<BoxError>,
     {
+        if let Err(refusal) = sockeye_engine::server::check_framing(request.headers()) {
+            return refusal;
+        }
         let path = request.uri().path();
         if path == "/socket.io" || path.starts_with("/socket.io/") {
             return self.inner.engine.handle(request).await;
@@ -584,8 +638,8 @@ impl Server {
             None => {
                 tokio::spawn(async move { server.serve_connection(stream, Some(addr)).await });
             }
-            Some(acceptor) => {
-                let acceptor = acceptor.clone();
+            Some(tls) => {
+                let acceptor = tls.acceptor();
                 tokio::spawn(async move {
                     let handshake =
                         tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
@@ -605,10 +659,14 @@ impl Server {
     where
         I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
+        let Some(io) = sockeye_engine::server::refuse_http2_preface(io, HEADER_READ_TIMEOUT).await
+        else {
+            return;
+        };
         let mut builder = http1::Builder::new();
         builder
             .timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(10))
+            .header_read_timeout(HEADER_READ_TIMEOUT)
             .max_headers(64)
             .max_buf_size(16 * 1024)
             .keep_alive(true);

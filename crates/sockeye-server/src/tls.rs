@@ -2,7 +2,7 @@
 
 use std::io::BufReader;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
@@ -28,6 +28,54 @@ pub fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, ConfigError> {
         .map_err(|e| tls_error("--tls-key", format!("does not fit the certificate: {e}")))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// The TLS settings of a running server: the acceptor for new connections, swapped whole
+/// when the files are read again ([`ReloadableTls::reload`], on SIGHUP in the binary).
+/// Connections already open keep the configuration they were accepted with.
+pub struct ReloadableTls {
+    files: TlsFiles,
+    current: RwLock<TlsAcceptor>,
+}
+
+impl std::fmt::Debug for ReloadableTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReloadableTls")
+            .field("files", &self.files)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReloadableTls {
+    /// Loads `files` (see [`acceptor`]).
+    ///
+    /// # Errors
+    /// As [`acceptor`].
+    pub fn load(files: &TlsFiles) -> Result<Self, ConfigError> {
+        Ok(Self {
+            current: RwLock::new(acceptor(files)?),
+            files: files.clone(),
+        })
+    }
+
+    /// The acceptor for the next connection (a cheap clone of an `Arc`).
+    pub fn acceptor(&self) -> TlsAcceptor {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Reads the certificate and key files again and, when both load and fit, uses them for
+    /// every connection accepted from now on.
+    ///
+    /// # Errors
+    /// As [`acceptor`]; the configuration in use is then kept unchanged.
+    pub fn reload(&self) -> Result<(), ConfigError> {
+        let fresh = acceptor(&self.files)?;
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = fresh;
+        Ok(())
+    }
 }
 
 fn tls_error(setting: &'static str, reason: String) -> ConfigError {

@@ -332,11 +332,11 @@ impl Session {
         self.closed
     }
 
-    /// Whether a closed polling session still has its last packet for the next GET: the noop
-    /// that answers a client's close (`1` in a POST that raced ahead of the GET), or the close
+    /// Whether a closed polling session still has its last packet for the next GET: the close
     /// packet of a server-side close (forced close, shutdown). A driver keeps such a session
-    /// reachable for a moment so one GET can fetch it; every other close makes the next GET
-    /// fail with "unknown sid" at once, as the reference does.
+    /// reachable for a moment so one GET can fetch it; every other close (the client's own `1`
+    /// included, when no GET was pending to receive its noop) makes the next GET fail with
+    /// "unknown sid" at once, as the reference does.
     pub fn has_final_poll(&self) -> bool {
         self.closed.is_some()
             && self.transport == Transport::Polling
@@ -871,12 +871,11 @@ impl Session {
             && !self.get_pending
             && !matches!(
                 reason,
-                CloseReason::TransportClose
-                    | CloseReason::ForcedClose
-                    | CloseReason::ServerShuttingDown
+                CloseReason::ForcedClose | CloseReason::ServerShuttingDown
             )
         {
-            // No GET will ever fetch anything: the next one gets "unknown sid".
+            // No GET will ever fetch anything: the next one gets "unknown sid". That includes
+            // the client's own close (`1` with no GET pending), as the reference answers it.
             self.outbox.clear();
             self.queued_bytes = 0;
             self.probe_reply = false;
@@ -1105,13 +1104,12 @@ mod tests {
     }
 
     #[test]
-    fn client_close_before_the_get_still_answers_one_get() {
+    fn client_close_before_the_get_makes_the_sid_unknown() {
         let (mut s, t0) = open(Transport::Polling, config());
         s.handle_post_start(t0).unwrap();
         s.handle_post_body(t0, Utf8Bytes::from_static("1")).unwrap();
         s.handle_post_done();
-        assert!(s.has_final_poll());
-        assert_eq!(get_body(&mut s, t0).unwrap(), "6");
+        assert!(!s.has_final_poll());
         assert_eq!(s.handle_get(t0), Err(ProtocolError::Closed));
     }
 

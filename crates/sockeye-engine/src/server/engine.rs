@@ -205,6 +205,7 @@ impl EngineInner {
             sessions.insert(sid, Arc::clone(&shared));
             break shared;
         };
+        self.counters.opened.fetch_add(1, Ordering::Relaxed);
         self.handler
             .on_open(&SessionHandle(Arc::clone(&shared)), info);
         // Arms the first timer.

@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Uri};
@@ -47,10 +48,12 @@ pub trait Handler: Send + Sync + 'static {
     fn on_close(&self, session: &SessionHandle, reason: CloseReason);
 }
 
-/// A refused handshake: answered with 403 and this message.
+/// A refused handshake: answered with 403 and this message (or 429, see
+/// [`Refusal::too_many_requests`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
     message: Cow<'static, str>,
+    retry_after: Option<Duration>,
 }
 
 impl Refusal {
@@ -58,12 +61,29 @@ impl Refusal {
     pub fn new(message: impl Into<Cow<'static, str>>) -> Self {
         Self {
             message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// A refusal for load (too many connections, a flood): answered `429 Too Many Requests`
+    /// with `Retry-After` in whole seconds (at least 1) instead of `403`, so clients and
+    /// proxies back off and retry rather than give up.
+    pub fn too_many_requests(message: impl Into<Cow<'static, str>>, retry_after: Duration) -> Self {
+        Self {
+            message: message.into(),
+            retry_after: Some(retry_after),
         }
     }
 
     /// The message sent to the client.
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// When set, the refusal is a `429` with this `Retry-After` (see
+    /// [`Refusal::too_many_requests`]).
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
     }
 }
 

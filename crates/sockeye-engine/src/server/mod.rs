@@ -24,6 +24,7 @@ mod cors;
 mod direct;
 mod engine;
 mod handler;
+mod http1;
 mod polling;
 mod serve;
 mod service;
@@ -35,6 +36,7 @@ pub use body::EngineBody;
 pub use config::{AllowedOrigins, Cors, EngineConfig};
 pub use engine::{Engine, EngineStats, SessionHandle};
 pub use handler::{Handler, HandshakeInfo, Refusal, RemoteAddr};
+pub use http1::{Replay, check_framing, refuse_http2_preface};
 
 /// The current time, from tokio's clock (so tests with a paused clock see virtual time).
 pub(crate) fn now() -> std::time::Instant {

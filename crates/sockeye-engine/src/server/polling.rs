@@ -25,6 +25,10 @@ pub(crate) fn text_response(body: Bytes) -> Response<EngineBody> {
 fn error_for(error: &ProtocolError) -> Response<EngineBody> {
     match error {
         ProtocolError::Closed => error_response(ErrorCode::UnknownSid),
+        // The reference answers an overlapping request with a bare 400 (and closes the session).
+        ProtocolError::PollOverlap | ProtocolError::PostOverlap => {
+            status_response(StatusCode::BAD_REQUEST)
+        }
         _ => error_response(ErrorCode::BadRequest),
     }
 }
@@ -87,6 +91,19 @@ where
     if let Err(error) = shared.update(|s| s.handle_post_start(now)) {
         return error_for(&error);
     }
+    // Engine.IO v4 sends binary as base64 text: a binary body is refused and ends the
+    // session, as the reference does ("invalid content").
+    let binary = request.headers().get(CONTENT_TYPE).is_some_and(|v| {
+        v.as_bytes()
+            .eq_ignore_ascii_case(b"application/octet-stream")
+    });
+    if binary {
+        shared.update(|s| {
+            s.handle_post_done();
+            s.handle_transport_error(Transport::Polling, CloseReason::TransportError);
+        });
+        return status_response(StatusCode::BAD_REQUEST);
+    }
     let max = inner.session_config.max_payload;
     let declared = request
         .headers()
@@ -100,8 +117,16 @@ where
     let read = tokio::time::timeout(
         inner.config.body_read_timeout,
         read_body(request.into_body(), max),
-    )
-    .await;
+    );
+    // A session that closes meanwhile (an overlapping POST, a heartbeat timeout) stops the
+    // read at once instead of holding the connection until the body timeout.
+    let read = tokio::select! {
+        read = read => read,
+        () = session_closed(inner, &shared) => {
+            shared.update(|s| s.handle_post_done());
+            return error_response(ErrorCode::UnknownSid);
+        }
+    };
     let body = match read {
         Ok(Ok(body)) => body,
         Ok(Err(BodyError::TooLarge)) => {
@@ -139,5 +164,18 @@ where
             response
         }
         Err(error) => error_for(&error),
+    }
+}
+
+/// Completes once `shared` is closed.
+async fn session_closed(inner: &EngineInner, shared: &Shared) {
+    loop {
+        let changed = inner.changed.notified();
+        let mut changed = std::pin::pin!(changed);
+        changed.as_mut().enable();
+        if shared.inspect(crate::proto::Session::is_closed) {
+            return;
+        }
+        changed.await;
     }
 }

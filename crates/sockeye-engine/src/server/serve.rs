@@ -58,6 +58,10 @@ impl Engine {
         let engine = self.clone();
         async move {
             let config = &engine.inner.config;
+            let Some(io) = super::http1::refuse_http2_preface(io, config.header_read_timeout).await
+            else {
+                return;
+            };
             let mut builder = http1::Builder::new();
             builder
                 .timer(TokioTimer::new())

@@ -1,5 +1,6 @@
 //! Routing: the hyper service, handshakes, and the reference server's error responses.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -7,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::Buf;
-use http::header::{CONTENT_TYPE, HeaderValue};
+use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http::{Method, Request, Response, StatusCode};
 use http_body::Body;
 use sockeye_codec::engineio::Packet;
@@ -15,7 +16,7 @@ use sockeye_codec::engineio::Packet;
 use super::body::EngineBody;
 use super::cors::OriginCheck;
 use super::engine::{Engine, EngineInner};
-use super::handler::{HandshakeInfo, RemoteAddr, query_param};
+use super::handler::{HandshakeInfo, Refusal, RemoteAddr};
 use super::{polling, websocket};
 use crate::proto::{Sid, Transport};
 
@@ -81,6 +82,20 @@ pub(crate) fn error_with_message(code: ErrorCode, message: &str) -> Response<Eng
     response
 }
 
+/// The answer to a refused handshake: 403 `{"code":4,...}` as the reference, or 429 with
+/// `Retry-After` for a refusal for load.
+pub(crate) fn refusal_response(refusal: &Refusal) -> Response<EngineBody> {
+    let mut response = error_with_message(ErrorCode::Forbidden, refusal.message());
+    if let Some(after) = refusal.retry_after() {
+        *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        let seconds = after.as_secs_f64().ceil().max(1.0) as u64;
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
+}
+
 pub(crate) fn status_response(status: StatusCode) -> Response<EngineBody> {
     let mut response = Response::new(EngineBody::empty());
     *response.status_mut() = status;
@@ -127,6 +142,9 @@ impl Engine {
         B::Error: Into<BoxError>,
     {
         let inner = &self.inner;
+        if let Err(refusal) = super::http1::check_framing(request.headers()) {
+            return refusal;
+        }
         let path = request.uri().path();
         let configured = inner.config.path.as_str();
         if path != configured && Some(path) != configured.strip_suffix('/') {
@@ -166,29 +184,37 @@ where
         };
     }
     let query = request.uri().query();
-    let transport = match query_param(query, "transport").and_then(Transport::from_query) {
+    // As the reference (`URLSearchParams` into an object): the last of repeated parameters
+    // counts, values are percent-decoded, and an empty `sid` is no `sid`.
+    let transport = match last_query_param(query, "transport")
+        .as_deref()
+        .and_then(Transport::from_query)
+    {
         Some(Transport::Polling) if inner.config.polling => Transport::Polling,
         Some(Transport::WebSocket) if inner.config.websocket => Transport::WebSocket,
         _ => return error_response(ErrorCode::UnknownTransport),
     };
-    if let Some(sid) = query_param(query, "sid") {
-        let Some(shared) = Sid::parse(sid).ok().and_then(|sid| inner.lookup(sid)) else {
+    let eio4 = last_query_param(query, "EIO").as_deref() == Some("4");
+    if let Some(sid) = last_query_param(query, "sid").filter(|sid| !sid.is_empty()) {
+        let Some(shared) = Sid::parse(&sid).ok().and_then(|sid| inner.lookup(sid)) else {
             return error_response(ErrorCode::UnknownSid);
         };
+        // A request of a session on another protocol revision than the one it opened with.
+        if !eio4 {
+            return error_response(ErrorCode::BadRequest);
+        }
         return match transport {
             Transport::WebSocket => websocket::upgrade_existing(inner, shared, request),
             _ => match *request.method() {
                 Method::GET => polling::get(shared).await,
                 Method::POST => polling::post(inner, shared, request).await,
-                _ => error_response(ErrorCode::BadRequest),
+                // The reference's polling transport answers other methods with a bare 500.
+                _ => status_response(StatusCode::INTERNAL_SERVER_ERROR),
             },
         };
     }
     if request.method() != Method::GET {
         return error_response(ErrorCode::BadHandshakeMethod);
-    }
-    if query_param(query, "EIO") != Some("4") {
-        return error_response(ErrorCode::UnsupportedProtocolVersion);
     }
     if transport == Transport::WebSocket
         && let Err(refusal) = websocket::check_upgrade(&request)
@@ -203,7 +229,10 @@ where
         transport,
     };
     if let Err(refusal) = inner.handler.on_handshake(&info) {
-        return error_with_message(ErrorCode::Forbidden, refusal.message());
+        return refusal_response(&refusal);
+    }
+    if !eio4 {
+        return error_response(ErrorCode::UnsupportedProtocolVersion);
     }
     if inner.shutting_down.load(Ordering::Acquire) {
         return status_response(StatusCode::SERVICE_UNAVAILABLE);
@@ -216,6 +245,48 @@ where
             polling::text_response(open.into_bytes())
         }
     }
+}
+
+/// The last value of query parameter `name`, percent-decoded (`+` is a space), as
+/// `URLSearchParams` gives it to the reference server.
+pub(crate) fn last_query_param<'a>(query: Option<&'a str>, name: &str) -> Option<Cow<'a, str>> {
+    query?
+        .split('&')
+        .filter_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k) == name).then_some(v)
+        })
+        .next_back()
+        .map(percent_decode)
+}
+
+fn percent_decode(text: &str) -> Cow<'_, str> {
+    if !text.contains(['%', '+']) {
+        return Cow::Borrowed(text);
+    }
+    let hex = |b: u8| char::from(b).to_digit(16);
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let high = bytes.get(i + 1).copied().and_then(hex);
+                let low = bytes.get(i + 2).copied().and_then(hex);
+                if let (Some(high), Some(low)) = (high, low) {
+                    // Two hex digits make one byte (< 256).
+                    out.push(u8::try_from(high * 16 + low).unwrap_or(b'?'));
+                    i += 2;
+                } else {
+                    out.push(b'%');
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// Reads a request body up to `max` bytes.
