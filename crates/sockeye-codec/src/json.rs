@@ -507,12 +507,14 @@ impl<'a, const TRACK: bool, const FIRST_ONLY: bool> Scanner<'a, TRACK, FIRST_ONL
             }
             at = self.required_digits(at)?;
         }
-        let index = if TRACK && !negative && at == integer_end {
+        let index = if !TRACK {
+            None
+        } else if !negative && at == integer_end {
             self.bytes
                 .get(start..at)
                 .and_then(crate::socketio::parse_u64)
         } else {
-            None
+            self.text.get(start..at).and_then(integral_index)
         };
         Ok((at, index))
     }
@@ -532,6 +534,21 @@ impl<'a, const TRACK: bool, const FIRST_ONLY: bool> Scanner<'a, TRACK, FIRST_ONL
         } else {
             Ok(end)
         }
+    }
+}
+
+/// The value of a number written with a sign, a fraction or an exponent (`-0`, `0.0`, `1e0`)
+/// when it is a non-negative integer, as `JSON.parse` reads it: the reference accepts any
+/// `num` that is a number in range, however it is written. `0.5`, `-1` and `1e400` are not.
+#[cold]
+fn integral_index(text: &str) -> Option<u64> {
+    let value: f64 = text.parse().ok()?;
+    // `-0.0 >= 0.0` holds, as `-0 >= 0` does in JavaScript. 2^53: past it, f64 skips integers.
+    if value >= 0.0 && value.fract() == 0.0 && value <= 9_007_199_254_740_991.0 {
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        Some(value as u64)
+    } else {
+        None
     }
 }
 
@@ -687,6 +704,33 @@ mod tests {
         assert!(!ok(r#"["a",{"_placeholder":true}]"#, 1));
         assert!(!ok(r#"["a",{"_placeholder":true,"num":-1}]"#, 1));
         assert!(!ok(r#"["a",{"_placeholder":true,"num":0.5}]"#, 1));
+        // Integral numbers however written, as `JSON.parse` reads them.
+        for num in ["-0", "0.0", "0e5", "1e0", "1.0", "10E-1", "-0.0"] {
+            assert!(
+                ok(&format!(r#"["a",{{"_placeholder":true,"num":{num}}}]"#), 2),
+                "{num}"
+            );
+        }
+        for num in [
+            "2e0", "-1e0", "1e400", "-1", "1.5", "\"0\"", "true", "null", "[0]",
+        ] {
+            assert!(
+                !ok(&format!(r#"["a",{{"_placeholder":true,"num":{num}}}]"#), 2),
+                "{num}"
+            );
+        }
+        // Duplicate keys: the last one counts, as in `JSON.parse`.
+        assert!(ok(r#"[{"_placeholder":true,"num":7,"num":0}]"#, 1));
+        assert!(!ok(r#"[{"_placeholder":true,"num":0,"num":7}]"#, 1));
+        assert!(ok(
+            r#"[{"_placeholder":true,"_placeholder":false,"num":7}]"#,
+            1
+        ));
+        // Reused: the same attachment twice is fine (the reference allows it too).
+        assert!(ok(
+            r#"[{"_placeholder":true,"num":0},{"_placeholder":true,"num":0}]"#,
+            1
+        ));
         assert!(ok(r#"["a",{"num":0,"_placeholder":true}]"#, 1));
         assert!(ok(r#"["a",{"_placeholder":false,"num":9}]"#, 1));
         assert!(ok(r#"{"\u005fplaceholder":true,"num":0}"#, 1));

@@ -100,6 +100,10 @@ impl PacketKind {
     }
 }
 
+/// The largest acknowledgement id accepted: `Number.MAX_SAFE_INTEGER` (2^53 - 1), the largest
+/// integer a JavaScript peer holds exactly.
+pub const MAX_ACK_ID: u64 = (1 << 53) - 1;
+
 /// An acknowledgement id: a non-negative integer chosen by the sender of an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
@@ -156,7 +160,7 @@ pub enum DecodeError {
         /// The limit.
         max: usize,
     },
-    /// The ack id overflows a 64-bit integer.
+    /// The ack id is larger than [`MAX_ACK_ID`] (2^53 - 1).
     #[error("ack id is not a valid integer")]
     InvalidAckId,
     /// The data is not well-formed JSON.
@@ -401,7 +405,10 @@ impl Packet {
 
         let digits = count_digits(bytes.get(position..).unwrap_or_default());
         let ack_id = if digits > 0 {
+            // Ids past 2^53 - 1 are refused: the reference reads the id with `Number()`, so a
+            // JavaScript peer cannot hold such an id exactly and its ack would answer another.
             let id = parse_u64(bytes.get(position..position + digits).unwrap_or_default())
+                .filter(|&id| id <= MAX_ACK_ID)
                 .ok_or(DecodeError::InvalidAckId)?;
             position += digits;
             Some(AckId(id))
@@ -965,7 +972,8 @@ impl Packet {
                     | PacketKind::BinaryAck
             ),
         };
-        namespace_ok && attachments_ok && data_ok && !self.namespace.is_empty()
+        let ack_id_ok = self.ack_id.is_none_or(|AckId(id)| id <= MAX_ACK_ID);
+        namespace_ok && attachments_ok && data_ok && ack_id_ok && !self.namespace.is_empty()
     }
 }
 
@@ -1030,6 +1038,31 @@ mod tests {
             decode("2123456789012345678901[\"a\"]"),
             Err(DecodeError::InvalidAckId)
         );
+        // Ack ids: up to 2^53 - 1 (what a JavaScript peer holds exactly), leading zeros read
+        // as the reference's `Number()` reads them.
+        assert_eq!(
+            decode("29007199254740991[\"a\"]").unwrap().ack_id,
+            Some(AckId(MAX_ACK_ID))
+        );
+        assert_eq!(
+            decode("29007199254740992[\"a\"]"),
+            Err(DecodeError::InvalidAckId)
+        );
+        assert_eq!(decode("2007[\"a\"]").unwrap().ack_id, Some(AckId(7)));
+        assert_eq!(decode("2-1[\"a\"]"), Err(DecodeError::InvalidJson));
+        assert_eq!(decode("2 1[\"a\"]"), Err(DecodeError::InvalidJson));
+        assert_eq!(decode("21e3[\"a\"]"), Err(DecodeError::InvalidJson));
+        // Attachment counts: digits then `-`, at least 1, at most the limit.
+        assert_eq!(decode("501-[\"a\"]").unwrap().attachments, 1);
+        assert_eq!(decode("5-1-[\"a\"]"), Err(DecodeError::InvalidAttachments));
+        assert_eq!(decode("50-[\"a\"]"), Err(DecodeError::InvalidAttachments));
+        assert_eq!(decode("5+1-[\"a\"]"), Err(DecodeError::InvalidAttachments));
+        assert_eq!(
+            decode("599999999999999999999999-[\"a\"]"),
+            Err(DecodeError::InvalidAttachments)
+        );
+        assert_eq!(decode("7[]"), Err(DecodeError::UnknownType(b'7')));
+        assert_eq!(decode("\u{0}"), Err(DecodeError::UnknownType(0)));
         assert_eq!(decode("2[\"a\""), Err(DecodeError::InvalidJson));
         assert_eq!(decode("2[\"a\"]x"), Err(DecodeError::InvalidJson));
         let deep = format!("2[\"a\",{}{}]", "[".repeat(200), "]".repeat(200));

@@ -490,9 +490,12 @@ fn sio_errors() {
     let long = format!("0/{},", "n".repeat(300));
     assert_eq!(sio(&long), Err(E::NamespaceTooLong { len: 301, max: 256 }));
     assert_eq!(sio(r#"218446744073709551616["a"]"#), Err(E::InvalidAckId));
+    // Past Number.MAX_SAFE_INTEGER a JavaScript peer cannot hold the id: refused.
+    assert_eq!(sio(r#"218446744073709551615["a"]"#), Err(E::InvalidAckId));
+    assert_eq!(sio(r#"29007199254740992["a"]"#), Err(E::InvalidAckId));
     assert_eq!(
-        sio(r#"218446744073709551615["a"]"#).unwrap().ack_id,
-        Some(AckId(u64::MAX))
+        sio(r#"29007199254740991["a"]"#).unwrap().ack_id,
+        Some(AckId(socketio::MAX_ACK_ID))
     );
     assert_eq!(sio(r#"2["a",]"#), Err(E::InvalidJson));
     assert_eq!(sio(r#"2["a"] x"#), Err(E::InvalidJson));
