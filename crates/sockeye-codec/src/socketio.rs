@@ -249,7 +249,9 @@ impl Limits {
         self
     }
 
-    /// The deepest nesting of JSON arrays and objects accepted in the data (default 32).
+    /// The deepest nesting of JSON arrays and objects accepted in the data (default 100: deeper
+    /// than any real payload, and within the 127 levels `serde_json` reads into a value tree;
+    /// the reference has no limit).
     #[must_use]
     pub const fn max_depth(mut self, depth: usize) -> Self {
         self.max_depth = depth;
@@ -263,7 +265,7 @@ impl Default for Limits {
             max_attachments: 10,
             max_attachment_bytes: 1_000_000,
             max_namespace_len: 256,
-            max_depth: 32,
+            max_depth: 100,
         }
     }
 }
@@ -534,6 +536,45 @@ impl Packet {
         };
         Ok(data.slice_ref(args).unwrap_or_default())
     }
+}
+
+/// Packet data rewritten so that `serde_json` reads the numbers `JSON.parse` reads: a number
+/// beyond `f64` (`1e400`, a 400-digit integer), which `JSON.parse` reads as `Infinity` and
+/// `serde_json` refuses, becomes `null` (what `JSON.stringify(Infinity)` gives). Everything
+/// else is untouched; borrows when nothing changes. For data [`Packet::decode`] accepted.
+///
+/// ```
+/// use sockeye_codec::socketio::finite_numbers;
+///
+/// assert_eq!(finite_numbers(r#"["a",1e400,"1e400",2]"#), r#"["a",null,"1e400",2]"#);
+/// ```
+pub fn finite_numbers(data: &str) -> Cow<'_, str> {
+    json::js_values(
+        data,
+        json::Rewrite {
+            infinite_numbers: true,
+            lone_surrogates: false,
+        },
+    )
+}
+
+/// As [`finite_numbers`], and escapes of unpaired UTF-16 surrogates (`"\ud800"`, valid JSON
+/// that `JSON.parse` reads and `serde_json` refuses) become U+FFFD: for reading a field of an
+/// object whose other fields may hold anything (a CONNECT's auth object, for its `token`).
+///
+/// ```
+/// use sockeye_codec::socketio::lossy_json;
+///
+/// assert_eq!(lossy_json(r#"{"x":"\ud800","n":-1e999}"#), r#"{"x":"\ufffd","n":null}"#);
+/// ```
+pub fn lossy_json(data: &str) -> Cow<'_, str> {
+    json::js_values(
+        data,
+        json::Rewrite {
+            infinite_numbers: true,
+            lone_surrogates: true,
+        },
+    )
 }
 
 /// A placeholder for binary attachment `num`: serializes as `{"_placeholder":true,"num":N}`,
@@ -1068,7 +1109,7 @@ mod tests {
         let deep = format!("2[\"a\",{}{}]", "[".repeat(200), "]".repeat(200));
         assert_eq!(
             Packet::decode(Utf8Bytes::from(deep), &Limits::default()),
-            Err(DecodeError::TooDeep { max: 32 })
+            Err(DecodeError::TooDeep { max: 100 })
         );
         let in_string = format!("2[\"a\",\"{}\"]", "[".repeat(200));
         assert!(Packet::decode(Utf8Bytes::from(in_string), &Limits::default()).is_ok());

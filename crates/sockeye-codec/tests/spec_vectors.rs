@@ -500,8 +500,13 @@ fn sio_errors() {
     assert_eq!(sio(r#"2["a",]"#), Err(E::InvalidJson));
     assert_eq!(sio(r#"2["a"] x"#), Err(E::InvalidJson));
     assert_eq!(sio("2[\"a\u{1}\"]"), Err(E::InvalidJson));
-    let deep = format!(r#"2["a",{}{}]"#, "[".repeat(40), "]".repeat(40));
-    assert_eq!(sio(&deep), Err(E::TooDeep { max: 32 }));
+    // Depth 100 (the event's array and 99 more) is the default limit; 101 is refused.
+    let at_limit = format!(r#"2["a",{}{}]"#, "[".repeat(99), "]".repeat(99));
+    assert!(sio(&at_limit).is_ok());
+    let deep = format!(r#"2["a",{}{}]"#, "[".repeat(100), "]".repeat(100));
+    assert_eq!(sio(&deep), Err(E::TooDeep { max: 100 }));
+    let bomb = format!(r#"2["a",{}"#, "[{\"a\":".repeat(500_000));
+    assert_eq!(sio(&bomb), Err(E::TooDeep { max: 100 }));
     for (text, kind) in [
         ("2", PacketKind::Event),
         ("2[]", PacketKind::Event),
