@@ -76,7 +76,8 @@ fn setup(rt: &tokio::runtime::Runtime, n: usize) -> Setup {
     for _ in 0..n {
         let transport = Arc::new(Outbox::default());
         let mut conn = broker.on_engine_open(transport, EngineInfo::new("s"), Instant::now());
-        conn.on_engine_text(Utf8Bytes::from_static("0")).unwrap();
+        conn.on_engine_text(Utf8Bytes::from_static("0"), Instant::now())
+            .unwrap();
         conns.push(conn);
     }
     let sockets = conns.iter().flat_map(|c| c.sockets()).collect();

@@ -11,7 +11,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse};
-use jsonwebtoken::{DecodingKey, Validation};
+use jsonwebtoken::{DecodingKey, DecodingKeyKind, Validation};
 use serde_json::{Map, Value};
 
 use crate::algorithm::Family;
@@ -21,6 +21,10 @@ use crate::{Algorithm, Claims, Rejection, Token};
 /// The shortest HMAC secret accepted, in bytes (RFC 7518 section 3.2: at least the hash size;
 /// 32 bytes for HS256).
 pub const MIN_SECRET_LEN: usize = 32;
+
+/// The smallest RSA modulus accepted, in bits (RFC 7518 section 3.3: 2048 or larger; NIST SP
+/// 800-131A retired 1024-bit RSA).
+pub const MIN_RSA_BITS: usize = 2048;
 
 /// The largest JWKS file read, in bytes.
 pub const MAX_JWKS_LEN: u64 = 1024 * 1024;
@@ -49,6 +53,16 @@ pub enum ConfigError {
     InvalidPublicKey {
         /// Which key, counting the `public_key_pem` calls from 0.
         index: usize,
+    },
+    /// An RSA public key is smaller than [`MIN_RSA_BITS`].
+    #[error(
+        "JWT public key #{index} is a {bits}-bit RSA key; at least {MIN_RSA_BITS} bits are required"
+    )]
+    WeakRsaKey {
+        /// Which key, counting the `public_key_pem` calls from 0.
+        index: usize,
+        /// Its modulus size in bits.
+        bits: usize,
     },
     /// The JWKS file could not be read.
     #[error("cannot read the JWKS file {}: {source}", path.display())]
@@ -204,6 +218,12 @@ impl VerifierBuilder {
                 .or_else(|_| DecodingKey::from_ed_pem(pem))
                 .map_err(|_| ConfigError::InvalidPublicKey { index })?;
             let family = Family::of_jwt(key.family());
+            if family == Family::Rsa {
+                let bits = rsa_bits(&key).unwrap_or(0);
+                if bits < MIN_RSA_BITS {
+                    return Err(ConfigError::WeakRsaKey { index, bits });
+                }
+            }
             static_keys.push(Key {
                 kid: None,
                 family,
@@ -675,12 +695,59 @@ fn usable_key(jwk: &Jwk, algorithms: &[Algorithm]) -> Option<Key> {
     if family == Family::Hmac && key.try_get_as_bytes().ok()?.len() < MIN_SECRET_LEN {
         return None;
     }
+    if family == Family::Rsa && rsa_bits(&key).is_none_or(|bits| bits < MIN_RSA_BITS) {
+        return None;
+    }
     Some(Key {
         kid: jwk.common.key_id.clone(),
         family,
         only,
         key,
     })
+}
+
+/// The size in bits of an RSA key's modulus: from the JWK's `n`, or from the PKCS#1
+/// `RSAPublicKey` DER a PEM key holds. `None` when it cannot be read.
+fn rsa_bits(key: &DecodingKey) -> Option<usize> {
+    let modulus = match key.kind() {
+        DecodingKeyKind::RsaModulusExponent { n, .. } => n.as_slice(),
+        DecodingKeyKind::SecretOrDer(der) => pkcs1_modulus(der)?,
+    };
+    let significant = modulus.get(modulus.iter().position(|&b| b != 0)?..)?;
+    let first = significant.first()?;
+    Some((significant.len() - 1) * 8 + (8 - first.leading_zeros() as usize))
+}
+
+/// The modulus bytes of a DER `RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent
+/// INTEGER }`.
+fn pkcs1_modulus(der: &[u8]) -> Option<&[u8]> {
+    let (tag, body, _) = der_element(der)?;
+    if tag != 0x30 {
+        return None;
+    }
+    let (tag, modulus, _) = der_element(body)?;
+    (tag == 0x02).then_some(modulus)
+}
+
+/// One DER element: its tag, its contents and what follows it.
+fn der_element(der: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = der.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let count = usize::from(first & 0x7f);
+        if count == 0 || count > 4 {
+            return None;
+        }
+        let (bytes, rest) = rest.split_at_checked(count)?;
+        let len = bytes
+            .iter()
+            .fold(0usize, |len, &b| (len << 8) | usize::from(b));
+        (len, rest)
+    };
+    let (body, rest) = rest.split_at_checked(len)?;
+    Some((tag, body, rest))
 }
 
 trait ClassifyName {

@@ -537,7 +537,8 @@ mod tests {
         for _ in 0..10_000 {
             let mut conn =
                 broker.on_engine_open(transport.clone(), EngineInfo::new("s"), Instant::now());
-            conn.on_engine_text(Utf8Bytes::from_static("0")).unwrap();
+            conn.on_engine_text(Utf8Bytes::from_static("0"), Instant::now())
+                .unwrap();
             conns.push(conn);
         }
         let ns = broker.namespace("/").unwrap();

@@ -17,10 +17,14 @@ use crate::namespace::{
 };
 use crate::transport::{EngineInfo, Transport};
 
+/// The default of [`BrokerConfig::attachment_timeout`].
+pub const DEFAULT_ATTACHMENT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Broker settings, defaults equal to the reference server.
 #[derive(Clone, Debug)]
 pub struct BrokerConfig {
     pub(crate) connect_timeout: Duration,
+    pub(crate) attachment_timeout: Duration,
     pub(crate) ack_timeout: Duration,
     pub(crate) limits: Limits,
     pub(crate) cleanup_dynamic: bool,
@@ -30,6 +34,7 @@ impl Default for BrokerConfig {
     fn default() -> Self {
         Self {
             connect_timeout: Duration::from_secs(45),
+            attachment_timeout: DEFAULT_ATTACHMENT_TIMEOUT,
             ack_timeout: DEFAULT_ACK_TIMEOUT,
             limits: Limits::default(),
             cleanup_dynamic: true,
@@ -42,6 +47,16 @@ impl BrokerConfig {
     #[must_use]
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long the attachments of a binary packet may take to arrive after its header
+    /// (default 10 s). Past it the connection is closed as a protocol violation, so a header
+    /// whose attachments never come does not hold its bytes for the life of the session; the
+    /// reference has no such bound.
+    #[must_use]
+    pub fn attachment_timeout(mut self, timeout: Duration) -> Self {
+        self.attachment_timeout = timeout;
         self
     }
 

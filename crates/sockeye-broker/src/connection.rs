@@ -24,12 +24,13 @@ use crate::transport::{CloseReason, DisconnectReason, EngineInfo, SendFlags, Tra
 /// it every message and the clock, quinn style:
 ///
 /// - [`on_engine_text`](Self::on_engine_text) / [`on_engine_binary`](Self::on_engine_binary)
-///   for each Engine.IO message, in order. An `Err` means the client broke the protocol: the
+///   for each Engine.IO message, in order, with the current time. An `Err` means the client broke the protocol: the
 ///   broker has already disconnected its sockets and asked the [`Transport`] to close; the
 ///   driver only has to stop;
 /// - [`poll_timeout`](Self::poll_timeout) after every input, and
 ///   [`handle_timeout`](Self::handle_timeout) when that instant comes (the connect timeout:
-///   a session that joins no namespace in time is closed);
+///   a session that joins no namespace in time is closed; the attachment timeout: a binary
+///   packet whose attachments do not all arrive in time closes the session);
 /// - [`on_engine_close`](Self::on_engine_close) once, when the session ends for any reason.
 ///   Dropping the `Connection` without it counts as a transport close.
 ///
@@ -40,6 +41,8 @@ pub struct Connection {
     assembler: Assembler,
     broker: Broker,
     connect_deadline: Option<Instant>,
+    /// When the attachments of the pending binary packet must have arrived.
+    attachment_deadline: Option<Instant>,
 }
 
 /// The parts of a connection that its sockets and spawned connect handlers share.
@@ -69,6 +72,9 @@ pub enum ProtocolViolation {
     /// A packet could not be decoded (unknown type, bad payload shape, bad ack id, ...).
     #[error("invalid packet: {0}")]
     Decode(DecodeError),
+    /// The attachments of a binary packet did not all arrive within the attachment timeout.
+    #[error("binary attachments did not arrive in time")]
+    AttachmentTimeout,
     /// A valid packet in the wrong state: an event for a namespace the client has not joined,
     /// a second CONNECT for a joined namespace, a CONNECT_ERROR from the client.
     #[error("{0:?} packet in an invalid state")]
@@ -98,6 +104,7 @@ impl Connection {
         Self {
             assembler: Assembler::new(config.limits),
             connect_deadline: Some(now + config.connect_timeout),
+            attachment_deadline: None,
             shared: Arc::new(ConnShared {
                 transport,
                 info: Arc::new(info),
@@ -112,8 +119,18 @@ impl Connection {
     ///
     /// # Errors
     /// [`ProtocolViolation`] when the client broke the protocol; the connection is then closed.
-    pub fn on_engine_text(&mut self, text: Utf8Bytes) -> Result<(), ProtocolViolation> {
+    pub fn on_engine_text(
+        &mut self,
+        text: Utf8Bytes,
+        now: Instant,
+    ) -> Result<(), ProtocolViolation> {
         let assembled = self.assembler.push_text(text);
+        if self.assembler.is_pending() {
+            let timeout = self.broker.shared().config.attachment_timeout;
+            self.attachment_deadline = Some(now + timeout);
+        } else {
+            self.attachment_deadline = None;
+        }
         self.on_assembled(assembled)
     }
 
@@ -123,6 +140,9 @@ impl Connection {
     /// [`ProtocolViolation`] when the client broke the protocol; the connection is then closed.
     pub fn on_engine_binary(&mut self, data: Bytes) -> Result<(), ProtocolViolation> {
         let assembled = self.assembler.push_binary(data);
+        if !self.assembler.is_pending() {
+            self.attachment_deadline = None;
+        }
         self.on_assembled(assembled)
     }
 
@@ -130,17 +150,33 @@ impl Connection {
     /// Every socket is disconnected with `reason`.
     pub fn on_engine_close(&mut self, reason: DisconnectReason) {
         self.connect_deadline = None;
+        self.attachment_deadline = None;
         self.shared.close_sockets(reason);
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must next be called, if ever.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.connect_deadline
+        match (self.connect_deadline, self.attachment_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
-    /// Applies the connect timeout: at the deadline, a session with no socket in any namespace
-    /// is closed (as the reference does).
+    /// Applies the timeouts due at `now`: the connect timeout (a session with no socket in any
+    /// namespace is closed, as the reference does) and the attachment timeout (a binary packet
+    /// still missing attachments closes the session as a protocol violation).
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self
+            .attachment_deadline
+            .is_some_and(|deadline| now >= deadline)
+        {
+            self.attachment_deadline = None;
+            if self.assembler.is_pending() {
+                self.assembler = Assembler::new(self.broker.shared().config.limits);
+                let _ = self.violation(ProtocolViolation::AttachmentTimeout);
+                return;
+            }
+        }
         let Some(deadline) = self.connect_deadline else {
             return;
         };
@@ -196,6 +232,7 @@ impl Connection {
     fn violation(&mut self, violation: ProtocolViolation) -> ProtocolViolation {
         tracing::debug!(sid = %self.shared.info.sid, %violation, "closing the connection");
         self.connect_deadline = None;
+        self.attachment_deadline = None;
         self.shared.close_sockets(DisconnectReason::ParseError);
         self.shared.transport.close(CloseReason::ProtocolViolation);
         violation

@@ -25,6 +25,7 @@
 //! it yourself.
 
 use std::any::{Any, TypeId, type_name};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -34,7 +35,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use sockeye_codec::Utf8Bytes;
-use sockeye_codec::socketio::AckId;
+use sockeye_codec::socketio::{AckId, finite_numbers};
 
 use crate::args::{Args, nth_arg};
 use crate::error::{ConnectError, EmitError, ExtractError, Rejected};
@@ -183,11 +184,20 @@ impl<T: DeserializeOwned> FromContext for TryData<T> {
     }
 }
 
+/// Numbers beyond `f64` (`1e400`, which `JSON.parse` reads as `Infinity`) are read as `null`,
+/// what the reference's `JSON.stringify` would make of them, rather than failing the whole
+/// payload; the auth object also reads lone surrogate escapes as U+FFFD
+/// ([`crate::Handshake::auth`]).
 fn deserialize_payload<T: DeserializeOwned>(ctx: &EventContext) -> Result<T, serde_json::Error> {
     match &ctx.payload {
-        Payload::Event { data, .. } => nth_arg(data.as_str(), 1),
+        Payload::Event { data, .. } => {
+            nth_arg(data.as_str(), 1).or_else(|error| match finite_numbers(data.as_str()) {
+                Cow::Owned(rewritten) => nth_arg(&rewritten, 1),
+                Cow::Borrowed(_) => Err(error),
+            })
+        }
         Payload::Connect(auth) => {
-            serde_json::from_str(auth.as_ref().map_or("{}", Utf8Bytes::as_str))
+            crate::handshake::auth_value(auth.as_ref().map_or("{}", Utf8Bytes::as_str))
         }
         Payload::None => serde_json::from_str("null"),
     }

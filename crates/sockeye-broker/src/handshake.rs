@@ -1,6 +1,7 @@
 //! [`Handshake`]: what a socket knows about how it connected, and [`HandshakeData`], the same as
 //! plain data in the Node server's shape (what a socket on another node is described by).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use sockeye_codec::Utf8Bytes;
+use sockeye_codec::socketio::lossy_json;
 
 use crate::transport::EngineInfo;
 
@@ -86,8 +88,12 @@ impl Handshake {
     ///
     /// # Errors
     /// The JSON error when the payload does not have `T`'s shape.
+    ///
+    /// Values `serde_json` cannot hold but `JSON.parse` reads do not fail the whole object: a
+    /// number beyond `f64` (`1e400`) reads as `null` and a lone surrogate escape (`"\ud800"`)
+    /// as U+FFFD, so one odd field does not hide the others (the `token`, say).
     pub fn auth<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        serde_json::from_str(self.auth_raw())
+        auth_value(self.auth_raw())
     }
 
     /// When the CONNECT arrived.
@@ -122,8 +128,7 @@ impl Handshake {
             url: self.engine.url.clone(),
             query: strings(&self.engine.query),
             // The auth payload was checked to be a JSON object when the CONNECT was decoded.
-            auth: serde_json::from_str(self.auth_raw())
-                .unwrap_or_else(|_| Value::Object(Map::new())),
+            auth: self.auth().unwrap_or_else(|_| Value::Object(Map::new())),
         }
     }
 }
@@ -258,6 +263,14 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + u64::from(month <= 2);
     (year, month, day)
+}
+
+/// Reads an auth object as [`Handshake::auth`] does.
+pub(crate) fn auth_value<T: DeserializeOwned>(raw: &str) -> Result<T, serde_json::Error> {
+    serde_json::from_str(raw).or_else(|error| match lossy_json(raw) {
+        Cow::Owned(rewritten) => serde_json::from_str(&rewritten),
+        Cow::Borrowed(_) => Err(error),
+    })
 }
 
 #[cfg(test)]

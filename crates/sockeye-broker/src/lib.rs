@@ -27,7 +27,9 @@ pub use adapter::{
 };
 pub use args::{AckResponse, Args};
 pub use broadcast::{AckStream, BroadcastOperator};
-pub use broker::{Broker, BrokerBuilder, BrokerConfig, NamespaceMatcher};
+pub use broker::{
+    Broker, BrokerBuilder, BrokerConfig, DEFAULT_ATTACHMENT_TIMEOUT, NamespaceMatcher,
+};
 pub use connection::{Connection, ProtocolViolation};
 pub use error::{
     AckError, AdapterError, BroadcastAckTimeout, ConnectError, EmitError, ExtractError, Rejected,

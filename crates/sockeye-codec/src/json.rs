@@ -507,12 +507,14 @@ impl<'a, const TRACK: bool, const FIRST_ONLY: bool> Scanner<'a, TRACK, FIRST_ONL
             }
             at = self.required_digits(at)?;
         }
-        let index = if TRACK && !negative && at == integer_end {
+        let index = if !TRACK {
+            None
+        } else if !negative && at == integer_end {
             self.bytes
                 .get(start..at)
                 .and_then(crate::socketio::parse_u64)
         } else {
-            None
+            self.text.get(start..at).and_then(integral_index)
         };
         Ok((at, index))
     }
@@ -532,6 +534,114 @@ impl<'a, const TRACK: bool, const FIRST_ONLY: bool> Scanner<'a, TRACK, FIRST_ONL
         } else {
             Ok(end)
         }
+    }
+}
+
+/// The value of a number written with a sign, a fraction or an exponent (`-0`, `0.0`, `1e0`)
+/// when it is a non-negative integer, as `JSON.parse` reads it: the reference accepts any
+/// `num` that is a number in range, however it is written. `0.5`, `-1` and `1e400` are not.
+#[cold]
+fn integral_index(text: &str) -> Option<u64> {
+    let value: f64 = text.parse().ok()?;
+    // `-0.0 >= 0.0` holds, as `-0 >= 0` does in JavaScript. 2^53: past it, f64 skips integers.
+    if value >= 0.0 && value.fract() == 0.0 && value <= 9_007_199_254_740_991.0 {
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        Some(value as u64)
+    } else {
+        None
+    }
+}
+
+/// What [`js_values`] rewrites.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rewrite {
+    /// Numbers beyond `f64` (`1e400`, a 400-digit integer) become `null`.
+    pub(crate) infinite_numbers: bool,
+    /// `\u` escapes of unpaired UTF-16 surrogates become `\ufffd`.
+    pub(crate) lone_surrogates: bool,
+}
+
+/// Rewrites well-formed JSON `text` so that `serde_json` reads every value `JSON.parse` reads:
+/// see [`Rewrite`]. Borrows `text` when nothing changes. On malformed text the result is
+/// unspecified (but still a string): callers check the JSON first.
+pub(crate) fn js_values(text: &str, rewrite: Rewrite) -> std::borrow::Cow<'_, str> {
+    let bytes = text.as_bytes();
+    let mut out: Option<String> = None;
+    let mut copied = 0;
+    let mut replace = |start: usize, end: usize, with: &str, copied: &mut usize| {
+        let out = out.get_or_insert_with(|| String::with_capacity(text.len()));
+        out.push_str(text.get(*copied..start).unwrap_or_default());
+        out.push_str(with);
+        *copied = end;
+    };
+    let byte = |at: usize| bytes.get(at).copied();
+    let surrogate = |at: usize| -> Option<u32> {
+        if byte(at) != Some(b'\\') || byte(at + 1) != Some(b'u') {
+            return None;
+        }
+        let hex = text.get(at + 2..at + 6)?;
+        u32::from_str_radix(hex, 16)
+            .ok()
+            .filter(|unit| (0xD800..0xE000).contains(unit))
+    };
+    let mut at = 0;
+    while let Some(next) = byte(at) {
+        match next {
+            b'"' => {
+                at += 1;
+                while let Some(inner) = byte(at) {
+                    match inner {
+                        b'"' => break,
+                        b'\\' => match surrogate(at) {
+                            Some(high) if (0xD800..0xDC00).contains(&high) => {
+                                if surrogate(at + 6).is_some_and(|low| low >= 0xDC00) {
+                                    at += 12;
+                                } else {
+                                    if rewrite.lone_surrogates {
+                                        replace(at, at + 6, "\\ufffd", &mut copied);
+                                    }
+                                    at += 6;
+                                }
+                            }
+                            Some(_) => {
+                                if rewrite.lone_surrogates {
+                                    replace(at, at + 6, "\\ufffd", &mut copied);
+                                }
+                                at += 6;
+                            }
+                            None => at += 2,
+                        },
+                        _ => at += 1,
+                    }
+                }
+                at += 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = at;
+                while matches!(
+                    byte(at),
+                    Some(b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                ) {
+                    at += 1;
+                }
+                if rewrite.infinite_numbers
+                    && text
+                        .get(start..at)
+                        .and_then(|number| number.parse::<f64>().ok())
+                        .is_some_and(f64::is_infinite)
+                {
+                    replace(start, at, "null", &mut copied);
+                }
+            }
+            _ => at += 1,
+        }
+    }
+    match out {
+        Some(mut out) => {
+            out.push_str(text.get(copied..).unwrap_or_default());
+            std::borrow::Cow::Owned(out)
+        }
+        None => std::borrow::Cow::Borrowed(text),
     }
 }
 
@@ -680,6 +790,51 @@ mod tests {
     }
 
     #[test]
+    fn rewrites_what_serde_json_cannot_hold() {
+        let both = Rewrite {
+            infinite_numbers: true,
+            lone_surrogates: true,
+        };
+        let numbers = Rewrite {
+            infinite_numbers: true,
+            lone_surrogates: false,
+        };
+        let hundreds = format!("[1{}]", "0".repeat(400));
+        for (text, want) in [
+            (
+                r#"[1e400,-1E+400,1e308,-0,1e-400]"#,
+                r#"[null,null,1e308,-0,1e-400]"#,
+            ),
+            (hundreds.as_str(), "[null]"),
+            (r#"{"a":"1e400","b":1e400}"#, r#"{"a":"1e400","b":null}"#),
+            (
+                r#"["\ud800","\ud83d\ude00","\udc00x","\\ud800"]"#,
+                r#"["\ufffd","\ud83d\ude00","\ufffdx","\\ud800"]"#,
+            ),
+            (r#"["\ud800\u0041"]"#, r#"["\ufffd\u0041"]"#),
+            (
+                r#"{"__proto__":{"x":18446744073709551616}}"#,
+                r#"{"__proto__":{"x":18446744073709551616}}"#,
+            ),
+        ] {
+            let rewritten = js_values(text, both);
+            assert_eq!(rewritten, want, "{text}");
+            assert!(
+                serde_json::from_str::<serde_json::Value>(&rewritten).is_ok(),
+                "{rewritten}"
+            );
+        }
+        assert!(matches!(
+            js_values(r#"[1,"a",{"b":[2.5e3]}]"#, both),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(
+            js_values(r#"["\ud800",1e999]"#, numbers),
+            r#"["\ud800",null]"#
+        );
+    }
+
+    #[test]
     fn checks_placeholders() {
         let ok = |text: &str, count: u64| scan(text, 8, Some(count)).unwrap().placeholders_ok;
         assert!(ok(r#"["a",{"_placeholder":true,"num":0}]"#, 1));
@@ -687,6 +842,33 @@ mod tests {
         assert!(!ok(r#"["a",{"_placeholder":true}]"#, 1));
         assert!(!ok(r#"["a",{"_placeholder":true,"num":-1}]"#, 1));
         assert!(!ok(r#"["a",{"_placeholder":true,"num":0.5}]"#, 1));
+        // Integral numbers however written, as `JSON.parse` reads them.
+        for num in ["-0", "0.0", "0e5", "1e0", "1.0", "10E-1", "-0.0"] {
+            assert!(
+                ok(&format!(r#"["a",{{"_placeholder":true,"num":{num}}}]"#), 2),
+                "{num}"
+            );
+        }
+        for num in [
+            "2e0", "-1e0", "1e400", "-1", "1.5", "\"0\"", "true", "null", "[0]",
+        ] {
+            assert!(
+                !ok(&format!(r#"["a",{{"_placeholder":true,"num":{num}}}]"#), 2),
+                "{num}"
+            );
+        }
+        // Duplicate keys: the last one counts, as in `JSON.parse`.
+        assert!(ok(r#"[{"_placeholder":true,"num":7,"num":0}]"#, 1));
+        assert!(!ok(r#"[{"_placeholder":true,"num":0,"num":7}]"#, 1));
+        assert!(ok(
+            r#"[{"_placeholder":true,"_placeholder":false,"num":7}]"#,
+            1
+        ));
+        // Reused: the same attachment twice is fine (the reference allows it too).
+        assert!(ok(
+            r#"[{"_placeholder":true,"num":0},{"_placeholder":true,"num":0}]"#,
+            1
+        ));
         assert!(ok(r#"["a",{"num":0,"_placeholder":true}]"#, 1));
         assert!(ok(r#"["a",{"_placeholder":false,"num":9}]"#, 1));
         assert!(ok(r#"{"\u005fplaceholder":true,"num":0}"#, 1));

@@ -100,6 +100,10 @@ impl PacketKind {
     }
 }
 
+/// The largest acknowledgement id accepted: `Number.MAX_SAFE_INTEGER` (2^53 - 1), the largest
+/// integer a JavaScript peer holds exactly.
+pub const MAX_ACK_ID: u64 = (1 << 53) - 1;
+
 /// An acknowledgement id: a non-negative integer chosen by the sender of an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
@@ -156,7 +160,7 @@ pub enum DecodeError {
         /// The limit.
         max: usize,
     },
-    /// The ack id overflows a 64-bit integer.
+    /// The ack id is larger than [`MAX_ACK_ID`] (2^53 - 1).
     #[error("ack id is not a valid integer")]
     InvalidAckId,
     /// The data is not well-formed JSON.
@@ -245,7 +249,9 @@ impl Limits {
         self
     }
 
-    /// The deepest nesting of JSON arrays and objects accepted in the data (default 32).
+    /// The deepest nesting of JSON arrays and objects accepted in the data (default 100: deeper
+    /// than any real payload, and within the 127 levels `serde_json` reads into a value tree;
+    /// the reference has no limit).
     #[must_use]
     pub const fn max_depth(mut self, depth: usize) -> Self {
         self.max_depth = depth;
@@ -259,7 +265,7 @@ impl Default for Limits {
             max_attachments: 10,
             max_attachment_bytes: 1_000_000,
             max_namespace_len: 256,
-            max_depth: 32,
+            max_depth: 100,
         }
     }
 }
@@ -401,7 +407,10 @@ impl Packet {
 
         let digits = count_digits(bytes.get(position..).unwrap_or_default());
         let ack_id = if digits > 0 {
+            // Ids past 2^53 - 1 are refused: the reference reads the id with `Number()`, so a
+            // JavaScript peer cannot hold such an id exactly and its ack would answer another.
             let id = parse_u64(bytes.get(position..position + digits).unwrap_or_default())
+                .filter(|&id| id <= MAX_ACK_ID)
                 .ok_or(DecodeError::InvalidAckId)?;
             position += digits;
             Some(AckId(id))
@@ -527,6 +536,45 @@ impl Packet {
         };
         Ok(data.slice_ref(args).unwrap_or_default())
     }
+}
+
+/// Packet data rewritten so that `serde_json` reads the numbers `JSON.parse` reads: a number
+/// beyond `f64` (`1e400`, a 400-digit integer), which `JSON.parse` reads as `Infinity` and
+/// `serde_json` refuses, becomes `null` (what `JSON.stringify(Infinity)` gives). Everything
+/// else is untouched; borrows when nothing changes. For data [`Packet::decode`] accepted.
+///
+/// ```
+/// use sockeye_codec::socketio::finite_numbers;
+///
+/// assert_eq!(finite_numbers(r#"["a",1e400,"1e400",2]"#), r#"["a",null,"1e400",2]"#);
+/// ```
+pub fn finite_numbers(data: &str) -> Cow<'_, str> {
+    json::js_values(
+        data,
+        json::Rewrite {
+            infinite_numbers: true,
+            lone_surrogates: false,
+        },
+    )
+}
+
+/// As [`finite_numbers`], and escapes of unpaired UTF-16 surrogates (`"\ud800"`, valid JSON
+/// that `JSON.parse` reads and `serde_json` refuses) become U+FFFD: for reading a field of an
+/// object whose other fields may hold anything (a CONNECT's auth object, for its `token`).
+///
+/// ```
+/// use sockeye_codec::socketio::lossy_json;
+///
+/// assert_eq!(lossy_json(r#"{"x":"\ud800","n":-1e999}"#), r#"{"x":"\ufffd","n":null}"#);
+/// ```
+pub fn lossy_json(data: &str) -> Cow<'_, str> {
+    json::js_values(
+        data,
+        json::Rewrite {
+            infinite_numbers: true,
+            lone_surrogates: true,
+        },
+    )
 }
 
 /// A placeholder for binary attachment `num`: serializes as `{"_placeholder":true,"num":N}`,
@@ -965,7 +1013,8 @@ impl Packet {
                     | PacketKind::BinaryAck
             ),
         };
-        namespace_ok && attachments_ok && data_ok && !self.namespace.is_empty()
+        let ack_id_ok = self.ack_id.is_none_or(|AckId(id)| id <= MAX_ACK_ID);
+        namespace_ok && attachments_ok && data_ok && ack_id_ok && !self.namespace.is_empty()
     }
 }
 
@@ -1030,12 +1079,37 @@ mod tests {
             decode("2123456789012345678901[\"a\"]"),
             Err(DecodeError::InvalidAckId)
         );
+        // Ack ids: up to 2^53 - 1 (what a JavaScript peer holds exactly), leading zeros read
+        // as the reference's `Number()` reads them.
+        assert_eq!(
+            decode("29007199254740991[\"a\"]").unwrap().ack_id,
+            Some(AckId(MAX_ACK_ID))
+        );
+        assert_eq!(
+            decode("29007199254740992[\"a\"]"),
+            Err(DecodeError::InvalidAckId)
+        );
+        assert_eq!(decode("2007[\"a\"]").unwrap().ack_id, Some(AckId(7)));
+        assert_eq!(decode("2-1[\"a\"]"), Err(DecodeError::InvalidJson));
+        assert_eq!(decode("2 1[\"a\"]"), Err(DecodeError::InvalidJson));
+        assert_eq!(decode("21e3[\"a\"]"), Err(DecodeError::InvalidJson));
+        // Attachment counts: digits then `-`, at least 1, at most the limit.
+        assert_eq!(decode("501-[\"a\"]").unwrap().attachments, 1);
+        assert_eq!(decode("5-1-[\"a\"]"), Err(DecodeError::InvalidAttachments));
+        assert_eq!(decode("50-[\"a\"]"), Err(DecodeError::InvalidAttachments));
+        assert_eq!(decode("5+1-[\"a\"]"), Err(DecodeError::InvalidAttachments));
+        assert_eq!(
+            decode("599999999999999999999999-[\"a\"]"),
+            Err(DecodeError::InvalidAttachments)
+        );
+        assert_eq!(decode("7[]"), Err(DecodeError::UnknownType(b'7')));
+        assert_eq!(decode("\u{0}"), Err(DecodeError::UnknownType(0)));
         assert_eq!(decode("2[\"a\""), Err(DecodeError::InvalidJson));
         assert_eq!(decode("2[\"a\"]x"), Err(DecodeError::InvalidJson));
         let deep = format!("2[\"a\",{}{}]", "[".repeat(200), "]".repeat(200));
         assert_eq!(
             Packet::decode(Utf8Bytes::from(deep), &Limits::default()),
-            Err(DecodeError::TooDeep { max: 32 })
+            Err(DecodeError::TooDeep { max: 100 })
         );
         let in_string = format!("2[\"a\",\"{}\"]", "[".repeat(200));
         assert!(Packet::decode(Utf8Bytes::from(in_string), &Limits::default()).is_ok());

@@ -102,7 +102,7 @@ fn socketio_packet() -> impl Strategy<Value = socketio::Packet> {
     (
         kind,
         namespace(),
-        proptest::option::of(any::<u64>()),
+        proptest::option::of(0..=socketio::MAX_ACK_ID),
         event_name(),
         vec(json_value(), 0..4),
         proptest::option::of(json_value()),
@@ -242,7 +242,7 @@ proptest! {
     #[test]
     fn namespaces_and_ack_ids_survive(
         namespace in namespace(),
-        ack_id in any::<u64>(),
+        ack_id in 0..=socketio::MAX_ACK_ID,
         kind in prop_oneof![Just(PacketKind::Event), Just(PacketKind::Ack)],
     ) {
         let data = Utf8Bytes::from_static(r#"["n",1]"#);

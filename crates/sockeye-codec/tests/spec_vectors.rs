@@ -490,15 +490,23 @@ fn sio_errors() {
     let long = format!("0/{},", "n".repeat(300));
     assert_eq!(sio(&long), Err(E::NamespaceTooLong { len: 301, max: 256 }));
     assert_eq!(sio(r#"218446744073709551616["a"]"#), Err(E::InvalidAckId));
+    // Past Number.MAX_SAFE_INTEGER a JavaScript peer cannot hold the id: refused.
+    assert_eq!(sio(r#"218446744073709551615["a"]"#), Err(E::InvalidAckId));
+    assert_eq!(sio(r#"29007199254740992["a"]"#), Err(E::InvalidAckId));
     assert_eq!(
-        sio(r#"218446744073709551615["a"]"#).unwrap().ack_id,
-        Some(AckId(u64::MAX))
+        sio(r#"29007199254740991["a"]"#).unwrap().ack_id,
+        Some(AckId(socketio::MAX_ACK_ID))
     );
     assert_eq!(sio(r#"2["a",]"#), Err(E::InvalidJson));
     assert_eq!(sio(r#"2["a"] x"#), Err(E::InvalidJson));
     assert_eq!(sio("2[\"a\u{1}\"]"), Err(E::InvalidJson));
-    let deep = format!(r#"2["a",{}{}]"#, "[".repeat(40), "]".repeat(40));
-    assert_eq!(sio(&deep), Err(E::TooDeep { max: 32 }));
+    // Depth 100 (the event's array and 99 more) is the default limit; 101 is refused.
+    let at_limit = format!(r#"2["a",{}{}]"#, "[".repeat(99), "]".repeat(99));
+    assert!(sio(&at_limit).is_ok());
+    let deep = format!(r#"2["a",{}{}]"#, "[".repeat(100), "]".repeat(100));
+    assert_eq!(sio(&deep), Err(E::TooDeep { max: 100 }));
+    let bomb = format!(r#"2["a",{}"#, "[{\"a\":".repeat(500_000));
+    assert_eq!(sio(&bomb), Err(E::TooDeep { max: 100 }));
     for (text, kind) in [
         ("2", PacketKind::Event),
         ("2[]", PacketKind::Event),

@@ -272,7 +272,16 @@ impl Handler for Glue {
         let is_event = matches!(text.as_str().as_bytes().first(), Some(b'2' | b'5'));
         self.metrics.received(text.len() + 1, is_event);
         if let Some(entry) = self.entry(session) {
-            let _ = entry.with_conn(|conn| conn.on_engine_text(text));
+            let now = crate::timers_now();
+            let (before, after) = entry.with_conn(|conn| {
+                let before = conn.poll_timeout();
+                let _ = conn.on_engine_text(text, now);
+                (before, conn.poll_timeout())
+            });
+            // A binary packet's header starts its attachment deadline.
+            if after != before {
+                self.schedule(&entry, after);
+            }
         }
     }
 

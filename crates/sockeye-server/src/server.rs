@@ -388,7 +388,7 @@ pub fn build_verifier(jwt: &JwtSettings) -> Result<Verifier, ConfigError> {
             E::SecretTooShort { .. } => "--jwt-secret",
             E::NoKey => "--jwt-secret",
             E::NoAlgorithms | E::NoKeyForAlgorithm(_) => "--jwt-algorithms",
-            E::InvalidPublicKey { .. } => "--jwt-public-key",
+            E::InvalidPublicKey { .. } | E::WeakRsaKey { .. } => "--jwt-public-key",
             E::JwksIo { .. } | E::Jwks { .. } => "--jwt-jwks",
             _ => "--jwt-secret",
         };

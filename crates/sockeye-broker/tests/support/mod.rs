@@ -101,7 +101,8 @@ impl Client {
 
     /// Sends a Socket.IO packet in text form (without the Engine.IO `4`).
     pub fn text(&mut self, packet: &str) -> Result<(), sockeye_broker::ProtocolViolation> {
-        self.conn.on_engine_text(Utf8Bytes::from(packet))
+        self.conn
+            .on_engine_text(Utf8Bytes::from(packet), Instant::now())
     }
 
     pub fn binary(&mut self, data: &'static [u8]) -> Result<(), sockeye_broker::ProtocolViolation> {

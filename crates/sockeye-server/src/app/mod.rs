@@ -61,6 +61,14 @@ impl AppConfig {
         self
     }
 
+    /// The most rooms a socket may be in through `join`, its own id room included (default
+    /// 1024); a `join` past it is refused with `FORBIDDEN`.
+    #[must_use]
+    pub fn max_rooms_per_socket(mut self, max: usize) -> Self {
+        self.limits = self.limits.max_rooms_per_socket(max);
+        self
+    }
+
     /// The per-socket rate limit (`None`: off; default 20/s, burst 40).
     #[must_use]
     pub fn rate_limit(mut self, limit: Option<RateLimit>) -> Self {
@@ -178,7 +186,9 @@ impl App {
 
     fn verify_handshake(&self, socket: &SocketRef) -> Result<Claims, Rejection> {
         let handshake = socket.handshake();
-        let auth: Option<Value> = serde_json::from_str(handshake.auth_raw()).ok();
+        // Read as the broker reads it: a field `serde_json` cannot hold (`1e400`, a lone
+        // surrogate) does not hide the token.
+        let auth: Option<Value> = handshake.auth().ok();
         let header = handshake.header("authorization").map(str::as_bytes);
         let query = handshake.query().get("token").map(String::as_str);
         let token = extract_token(auth.as_ref(), header, query)?;
@@ -214,7 +224,7 @@ impl App {
     ) -> Result<Value, AppError> {
         match name {
             "message" => self.on_message(socket, payload, state).await,
-            "join" => on_join(socket, payload),
+            "join" => on_join(socket, payload, &self.config.limits),
             "leave" => on_leave(socket, payload),
             "auth" => self.on_auth(socket, payload, state),
             _ => Err(AppError::new(
@@ -296,8 +306,18 @@ impl App {
     }
 }
 
-fn on_join(socket: &SocketRef, payload: Option<&Value>) -> Result<Value, AppError> {
+fn on_join(
+    socket: &SocketRef,
+    payload: Option<&Value>,
+    limits: &Limits,
+) -> Result<Value, AppError> {
     let room = parse_room_payload(payload)?;
+    if !socket.in_room(room.as_str()) && socket.rooms().len() >= limits.max_rooms() {
+        return Err(AppError::new(
+            ErrorCode::Forbidden,
+            "the socket is in as many rooms as allowed: leave one first",
+        ));
+    }
     // The room named by a socket's id belongs to that socket alone. Other names of the
     // socket-id shape are ordinary rooms while no socket has that id.
     let owner = SocketId::parse(room.as_str())

@@ -64,12 +64,17 @@ const fn is_room_byte(b: u8) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     max_content: Option<NonZeroUsize>,
+    max_rooms: usize,
 }
+
+/// The default of [`Limits::max_rooms_per_socket`].
+pub const MAX_ROOMS_PER_SOCKET: usize = 1024;
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
             max_content: NonZeroUsize::new(crate::config::defaults::MAX_CONTENT_LENGTH),
+            max_rooms: MAX_ROOMS_PER_SOCKET,
         }
     }
 }
@@ -85,6 +90,20 @@ impl Limits {
     /// The cap on `content`, if any.
     pub fn max_content_len(&self) -> Option<NonZeroUsize> {
         self.max_content
+    }
+
+    /// The most rooms one socket may be in through `join`, its own id room included (default
+    /// [`MAX_ROOMS_PER_SOCKET`]); a `join` past it is `FORBIDDEN`, so a client cannot make the
+    /// server hold an unbounded room index for it. The reference has no such cap.
+    #[must_use]
+    pub fn max_rooms_per_socket(mut self, max: usize) -> Self {
+        self.max_rooms = max;
+        self
+    }
+
+    /// The cap on rooms per socket.
+    pub fn max_rooms(&self) -> usize {
+        self.max_rooms
     }
 }
 
