@@ -5,3 +5,5 @@
 //!
 //! The crate is being built in steps (issue 12): the sans-IO wire format first, then the
 //! adapter runtime on a Redis client.
+
+pub mod wire;
