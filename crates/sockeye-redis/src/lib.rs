@@ -10,6 +10,7 @@
 pub mod config;
 pub mod connection;
 pub mod metrics;
+pub mod wire;
 
 pub use config::{RedisConfig, RedisMode};
 pub use connection::{
