@@ -16,6 +16,9 @@ use crate::id::{IntoRooms, Room, SocketId};
 use crate::namespace::{DEFAULT_ACK_TIMEOUT, Namespace};
 use crate::packet::BroadcastPacket;
 
+/// The deadline used when `now + timeout` does not fit in the clock.
+const FAR_FUTURE: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// A broadcast being built: `ns.to("a").to("b").except("c").volatile().emit(..)`.
 ///
 /// The event is encoded once into a shared [`Outgoing`](sockeye_codec::Outgoing) and every
@@ -136,7 +139,13 @@ impl BroadcastOperator {
         let timeout = self.ack_timeout();
         self.opts.flags.timeout = Some(timeout);
         let packet = BroadcastPacket::from_args(event, args)?;
-        let deadline = tokio::time::Instant::now() + timeout;
+        // A timeout may come from another node (a BROADCAST request relayed from Redis): a
+        // huge one must not overflow the clock; it waits "forever" (a year) instead.
+        let now = tokio::time::Instant::now();
+        let deadline = now
+            .checked_add(timeout)
+            .or_else(|| now.checked_add(FAR_FUTURE))
+            .unwrap_or(now);
         let (sink, rx) = AckSink::channel(deadline.into_std());
         let local_only = self.opts.flags.local;
         let adapter = self.ns.adapter().clone();

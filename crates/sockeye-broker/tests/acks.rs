@@ -226,3 +226,24 @@ async fn the_timer_task_stops_when_idle_and_restarts() {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_broadcast_with_a_huge_timeout_does_not_overflow_the_clock() {
+    let broker = broker();
+    let (mut client, _socket) = connect(&broker);
+    // A timeout from another node (relayed from Redis) may be anything: Duration::MAX must not
+    // panic on `now + timeout`; the broadcast waits for its answer instead.
+    let stream = broker
+        .namespace("/")
+        .unwrap()
+        .broadcast()
+        .timeout(Duration::MAX)
+        .emit_with_ack("vote", &"?")
+        .await
+        .unwrap();
+    let sent = client.transport.texts();
+    let id = ack_id(&sent[0]);
+    client.text(&format!(r#"3{id}["yes"]"#)).unwrap();
+    let answers = stream.collect_all().await.unwrap();
+    assert_eq!(answers.len(), 1);
+}

@@ -3,5 +3,16 @@
 //! (`createShardedAdapter`, SPUBLISH/SSUBSCRIBE) modes, so that sockeye nodes and Node
 //! `socket.io` nodes on one Redis behave as one cluster.
 //!
-//! The crate is being built in steps (issue 12): the sans-IO wire format first, then the
-//! adapter runtime on a Redis client.
+//! - [`connection`]: the process's publisher and subscriber connections (reconnect,
+//!   exactly-once resubscription, a bounded byte-sized outgoing queue, readiness, NUMSUB).
+//! - [`RedisConfig`], [`RedisMetrics`].
+
+pub mod config;
+pub mod connection;
+pub mod metrics;
+
+pub use config::{RedisConfig, RedisMode};
+pub use connection::{
+    Message, MessageHandler, PublishError, RedisConnection, RedisError, Subscription,
+};
+pub use metrics::RedisMetrics;

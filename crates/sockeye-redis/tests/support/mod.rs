@@ -1,0 +1,4 @@
+//! Shared test support of the sockeye-redis integration tests.
+#![allow(dead_code, unreachable_pub)]
+
+pub mod redis;
