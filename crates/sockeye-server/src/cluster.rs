@@ -2,8 +2,8 @@
 //! connected to the cluster, and `/metrics` exports the adapter's counters.
 //!
 //! The server knows a cluster adapter only through [`ClusterStatus`], so the HTTP side does not
-//! depend on how the adapter reaches the other nodes; the Redis adapter of `sockeye-redis`
-//! implements it.
+//! depend on how the adapter reaches the other nodes. [`redis_config`] and the
+//! [`ClusterMetrics`] conversion from [`RedisMetrics`] connect it to `sockeye-redis`.
 
 use std::fmt;
 use std::sync::{Arc, RwLock};
@@ -13,6 +13,66 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
+use sockeye_redis::metrics::LATENCY_BUCKETS_MS;
+use sockeye_redis::{RedisConfig, RedisMetrics, RedisMode};
+
+use crate::config::{ClusterSettings, RedisModeSetting};
+
+/// The `sockeye-redis` configuration of the `--redis-*` settings.
+///
+/// ```
+/// use sockeye_server::config::{NoEnv, Settings, SettingsArgs};
+///
+/// let mut args = SettingsArgs::default();
+/// args.redis_url = Some("redis://127.0.0.1:6379".to_owned());
+/// args.redis_key_prefix = Some("chat".to_owned());
+/// let settings = Settings::resolve(args, &NoEnv).unwrap();
+/// let config = sockeye_server::cluster::redis_config(settings.cluster.as_ref().unwrap());
+/// assert_eq!(config.key_prefix, "chat");
+/// assert_eq!(config.request_timeout, std::time::Duration::from_secs(5));
+/// ```
+pub fn redis_config(settings: &ClusterSettings) -> RedisConfig {
+    let mode = match settings.mode {
+        RedisModeSetting::Sharded => RedisMode::Sharded,
+        _ => RedisMode::Classic,
+    };
+    RedisConfig::new(settings.redis_url.clone())
+        .mode(mode)
+        .key_prefix(settings.key_prefix.clone())
+        .request_timeout(settings.request_timeout)
+}
+
+impl From<&RedisMetrics> for ClusterMetrics {
+    fn from(m: &RedisMetrics) -> Self {
+        let buckets = LATENCY_BUCKETS_MS
+            .iter()
+            .zip(m.request_latency_buckets.iter())
+            .map(|(bound_ms, count)| {
+                #[allow(clippy::cast_precision_loss, reason = "bounds are small integers")]
+                let bound = *bound_ms as f64 / 1000.0;
+                (bound, *count)
+            })
+            .collect();
+        Self {
+            published_messages: m.published,
+            published_bytes: m.published_bytes,
+            received_messages: m.received,
+            received_bytes: m.received_bytes,
+            dropped_messages: m.dropped,
+            dropped_bytes: m.dropped_bytes,
+            invalid_messages: m.decode_errors,
+            queued_bytes: u64::try_from(m.queued_bytes).unwrap_or(u64::MAX),
+            requests: m.requests,
+            request_timeouts: m.request_timeouts,
+            request_latency: LatencyHistogram::new(
+                buckets,
+                m.request_latency_sum.as_secs_f64(),
+                m.request_latency_buckets.iter().sum(),
+            ),
+            reconnects: m.reconnects,
+        }
+    }
+}
 
 /// A cluster adapter's health and counters, read by `/readyz` and at every `/metrics` scrape.
 ///
@@ -48,7 +108,8 @@ pub struct ClusterMetrics {
     pub published_messages: u64,
     /// Their bytes.
     pub published_bytes: u64,
-    /// Messages this node received from the other nodes (its own echoes not counted).
+    /// Messages this node received from the cluster (Redis delivers a node's own broadcasts
+    /// back to it; they are counted too).
     pub received_messages: u64,
     /// Their bytes.
     pub received_bytes: u64,
@@ -218,5 +279,34 @@ impl Collector for ClusterSlot {
             &buckets,
             None,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redis_metrics_map_onto_the_cluster_series() {
+        let mut redis = RedisMetrics::default();
+        redis.published = 3;
+        redis.received_bytes = 10;
+        redis.decode_errors = 1;
+        redis.queued_bytes = 64;
+        redis.request_latency_sum = std::time::Duration::from_millis(1500);
+        // One request under 1 ms, one between 500 ms and 1 s, one above every bound.
+        redis.request_latency_buckets[0] = 1;
+        redis.request_latency_buckets[7] = 1;
+        redis.request_latency_buckets[8] = 1;
+        let m = ClusterMetrics::from(&redis);
+        assert_eq!(m.published_messages, 3);
+        assert_eq!(m.received_bytes, 10);
+        assert_eq!(m.invalid_messages, 1);
+        assert_eq!(m.queued_bytes, 64);
+        assert_eq!(m.request_latency.count, 3);
+        assert!((m.request_latency.sum_seconds - 1.5).abs() < 1e-9);
+        assert_eq!(m.request_latency.buckets.len(), LATENCY_BUCKETS_MS.len());
+        assert_eq!(m.request_latency.buckets[0], (0.001, 1));
+        assert_eq!(m.request_latency.buckets[7], (1.0, 1));
     }
 }

@@ -257,9 +257,9 @@ pub struct SettingsArgs {
     )]
     pub shutdown_timeout: Option<u64>,
 
-    /// Join a cluster on this Redis (`redis://[:password@]host:port[/db]`, `rediss://` for
-    /// TLS): every node on it, sockeye or Node `socket.io` with `@socket.io/redis-adapter`,
-    /// shares broadcasts, rooms and cluster requests [default: none, one node alone].
+    /// Join a cluster on this Redis (`redis://[user:password@]host:port[/db]`): every node on
+    /// it, sockeye or Node `socket.io` with `@socket.io/redis-adapter`, shares broadcasts, rooms
+    /// and cluster requests [default: none, one node alone].
     #[arg(
         long,
         env = "SOCKEYE_REDIS_URL",
@@ -798,13 +798,13 @@ fn resolve_cluster(
         return Ok(None);
     };
     let valid_url = url.split_once("://").is_some_and(|(scheme, rest)| {
-        matches!(scheme, "redis" | "rediss") && !rest.is_empty() && !rest.starts_with('/')
+        scheme == "redis" && !rest.is_empty() && !rest.starts_with('/')
     });
     if !valid_url {
         return Err(invalid(
             "--redis-url",
             format!(
-                "`{}` is not a URL like redis://127.0.0.1:6379 or rediss://host:6380",
+                "`{}` is not a URL like redis://127.0.0.1:6379 (rediss:// TLS is not supported)",
                 redact_url(&url)
             ),
         ));
@@ -1270,7 +1270,7 @@ mod tests {
         assert_eq!(cluster.request_timeout, Duration::from_millis(5000));
         let cli = parse(&[
             "--redis-url",
-            "rediss://redis.internal:6380/2",
+            "redis://redis.internal:6380/2",
             "--redis-mode",
             "sharded",
             "--redis-key-prefix",
@@ -1283,7 +1283,7 @@ mod tests {
             .unwrap()
             .cluster
             .unwrap();
-        assert_eq!(cluster.redis_url, "rediss://redis.internal:6380/2");
+        assert_eq!(cluster.redis_url, "redis://redis.internal:6380/2");
         assert_eq!(cluster.mode, RedisModeSetting::Sharded);
         assert_eq!(cluster.key_prefix, "chat");
         assert_eq!(cluster.request_timeout, Duration::from_millis(1500));
@@ -1330,6 +1330,7 @@ mod tests {
         for (args, name) in [
             (&["--redis-url", "http://127.0.0.1:6379"][..], "--redis-url"),
             (&["--redis-url", "127.0.0.1:6379"], "--redis-url"),
+            (&["--redis-url", "rediss://cache:6380"], "--redis-url"),
             (&["--redis-url", "redis://"], "--redis-url"),
             (&["--redis-mode", "sharded"], "--redis-mode"),
             (&["--redis-key-prefix", "x"], "--redis-key-prefix"),
