@@ -17,3 +17,7 @@ pub use connection::{
     Message, MessageHandler, PublishError, RedisConnection, RedisError, Subscription,
 };
 pub use metrics::RedisMetrics;
+
+mod shard_pubsub;
+
+pub use shard_pubsub::{ClusterPubSub, ClusterPubSubCounters, ShardHandler, ShardedPubSub};

@@ -81,6 +81,46 @@ pub fn redis_cli(port: u16, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// Runs `redis-cli -h 127.0.0.1 -p PORT -x ARGS...`: the last argument is `stdin`, byte for
+/// byte (how a test publishes binary payloads).
+pub fn redis_cli_with_last_arg(port: u16, args: &[&str], stdin: &[u8]) -> String {
+    let mut child = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-x"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("redis-cli cannot run ({e}); install the redis-server package"));
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "redis-cli -x {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// What a test asks Redis directly (with `redis-cli`, independent of the crate's client).
+pub trait RedisView {
+    /// `PUBSUB SHARDNUMSUB channel` (summed over the masters of a cluster).
+    fn shard_numsub(&self, channel: &str) -> usize;
+    /// `PUBSUB SHARDCHANNELS pattern` (over every master), sorted.
+    fn shard_channels(&self, pattern: &str) -> Vec<String>;
+    /// `SPUBLISH channel payload` (on the slot owner of a cluster).
+    fn spublish(&self, channel: &str, payload: &[u8]);
+}
+
+/// The count of a `PUBSUB SHARDNUMSUB ch` reply (`ch` then the number, one per line).
+fn numsub_count(reply: &str) -> usize {
+    reply
+        .lines()
+        .nth(1)
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("not a SHARDNUMSUB reply: {reply:?}"))
+}
+
 /// The lines of a `redis-cli` reply, empty ones dropped, sorted.
 pub fn reply_lines(reply: &str) -> Vec<String> {
     let mut lines: Vec<String> = reply
@@ -180,10 +220,29 @@ impl RedisServer {
         reply_lines(&self.cli(&["PUBSUB", "SHARDCHANNELS", pattern]))
     }
 
+    /// `PUBSUB SHARDNUMSUB channel` on this server.
+    pub fn shard_numsub(&self, channel: &str) -> usize {
+        numsub_count(&self.cli(&["PUBSUB", "SHARDNUMSUB", channel]))
+    }
+
     /// Stops the process (by its PID) and waits for it.
     pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl RedisView for RedisServer {
+    fn shard_numsub(&self, channel: &str) -> usize {
+        Self::shard_numsub(self, channel)
+    }
+
+    fn shard_channels(&self, pattern: &str) -> Vec<String> {
+        Self::shard_channels(self, pattern)
+    }
+
+    fn spublish(&self, channel: &str, payload: &[u8]) {
+        redis_cli_with_last_arg(self.port, &["SPUBLISH", channel], payload);
     }
 }
 
@@ -325,5 +384,83 @@ impl RedisClusterNodes {
             }
         }
         panic!("no master owns slot {slot} of {channel}");
+    }
+}
+
+impl RedisView for RedisClusterNodes {
+    fn shard_numsub(&self, channel: &str) -> usize {
+        self.masters.iter().map(|m| m.shard_numsub(channel)).sum()
+    }
+
+    fn shard_channels(&self, pattern: &str) -> Vec<String> {
+        Self::shard_channels(self, pattern)
+    }
+
+    fn spublish(&self, channel: &str, payload: &[u8]) {
+        redis_cli_with_last_arg(self.owner_of(channel), &["SPUBLISH", channel], payload);
+    }
+}
+
+/// A `redis-cli SSUBSCRIBE channel` process: what a bystander sees on a shard channel.
+#[derive(Debug)]
+pub struct ShardSubscriber {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl ShardSubscriber {
+    /// Subscribes `channel` on the server at `port` and waits for the confirmation.
+    pub fn start(port: u16, channel: &str) -> Self {
+        let mut child = Command::new("redis-cli")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "SSUBSCRIBE",
+                channel,
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("redis-cli cannot run: {e}"));
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut subscriber = Self { child, lines };
+        // redis-cli prints the confirmation as three lines: ssubscribe, channel, count.
+        assert_eq!(subscriber.next_line(), "ssubscribe");
+        assert_eq!(subscriber.next_line(), channel);
+        subscriber.next_line();
+        subscriber
+    }
+
+    fn next_line(&mut self) -> String {
+        self.lines
+            .recv_timeout(START_TIMEOUT)
+            .unwrap_or_else(|_| panic!("redis-cli SSUBSCRIBE printed nothing in time"))
+    }
+
+    /// The next message's payload (as text), waiting for it.
+    pub fn next_message(&mut self) -> String {
+        assert_eq!(self.next_line(), "smessage");
+        self.next_line(); // the channel
+        self.next_line()
+    }
+}
+
+impl Drop for ShardSubscriber {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
