@@ -627,8 +627,27 @@ impl Server {
                 },
             }
         }
+        // The listener stays open while the sessions drain, so a polling client between two
+        // polls still fetches what was queued for it and its close packet (new handshakes
+        // get 503); it closes when the drain is over.
+        let drain = self.shutdown();
+        let mut drain = std::pin::pin!(drain);
+        loop {
+            tokio::select! {
+                () = &mut drain => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, addr)) => {
+                        let _ = stream.set_nodelay(true);
+                        self.spawn_connection(stream, addr);
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                },
+            }
+        }
         drop(listener);
-        self.shutdown().await;
         Ok(())
     }
 

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use hyper::server::conn::http1;
@@ -16,6 +17,10 @@ impl Engine {
     /// Accepts connections on `listener` until `signal` completes, then shuts down gracefully
     /// ([`Engine::shutdown`]). Accept errors (such as running out of file descriptors) are
     /// logged and retried; a failing connection never affects the others.
+    ///
+    /// During the drain the listener stays open: a polling client between two polls can still
+    /// fetch what was queued for it and its close packet (new handshakes get 503); connections
+    /// accepted then serve one request each. The listener closes when the drain is over.
     ///
     /// # Errors
     /// None at present; the `Result` leaves room for binding errors of future listeners.
@@ -40,8 +45,24 @@ impl Engine {
                 },
             }
         }
+        let drain = self.shutdown();
+        let mut drain = std::pin::pin!(drain);
+        loop {
+            tokio::select! {
+                () = &mut drain => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, addr)) => {
+                        let _ = stream.set_nodelay(true);
+                        tokio::spawn(self.serve_connection(stream, Some(addr)));
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                },
+            }
+        }
         drop(listener);
-        self.shutdown().await;
         Ok(())
     }
 
@@ -62,13 +83,16 @@ impl Engine {
             else {
                 return;
             };
+            // A connection that starts while the engine drains serves one request (a final
+            // poll), then closes; it is cut when the drain's deadline passes.
+            let draining = engine.inner.shutting_down.load(Ordering::Acquire);
             let mut builder = http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
                 .header_read_timeout(config.header_read_timeout)
                 .max_headers(config.max_headers)
                 .max_buf_size(config.max_header_bytes)
-                .keep_alive(true);
+                .keep_alive(!draining);
             let service_engine = engine.clone();
             let service = hyper::service::service_fn(move |mut request| {
                 if let Some(addr) = remote {
@@ -81,6 +105,23 @@ impl Engine {
                 .serve_connection(TokioIo::new(io), service)
                 .with_upgrades();
             let mut connection = std::pin::pin!(connection);
+            if draining {
+                let aborted = engine.inner.abort.notified();
+                let mut aborted = std::pin::pin!(aborted);
+                aborted.as_mut().enable();
+                if engine.inner.aborted.load(Ordering::Acquire) {
+                    return;
+                }
+                tokio::select! {
+                    result = connection.as_mut() => {
+                        if let Err(error) = result {
+                            tracing::debug!(%error, "connection error during shutdown");
+                        }
+                    }
+                    () = aborted => {}
+                }
+                return;
+            }
             let mut graceful = engine.inner.graceful.subscribe();
             tokio::select! {
                 result = connection.as_mut() => {
