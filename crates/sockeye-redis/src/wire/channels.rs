@@ -65,9 +65,9 @@ impl ClassicChannels {
     /// The channel a broadcast to `rooms` is published on: the room's channel
     /// `{key}#{nsp}#{room}#` when there is exactly one room, the namespace channel `{key}#{nsp}#`
     /// otherwise.
-    pub fn broadcast_channel<R: AsRef<str>>(&self, rooms: &[R]) -> String {
+    pub fn broadcast_channel<R: std::borrow::Borrow<str>>(&self, rooms: &[R]) -> String {
         match rooms {
-            [room] => format!("{}{}#", self.prefix, room.as_ref()),
+            [room] => format!("{}{}#", self.prefix, room.borrow()),
             _ => self.prefix.clone(),
         }
     }

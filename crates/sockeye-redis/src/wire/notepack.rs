@@ -800,3 +800,193 @@ impl<'de> serde::de::Visitor<'de> for TreeVisitor {
         Ok(object.finish())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn text(bytes: &[u8]) -> String {
+        let mut out = String::new();
+        decode_tree(bytes)
+            .expect("decodes")
+            .write_json(&mut Vec::new(), &mut out);
+        out
+    }
+
+    #[allow(clippy::needless_pass_by_value)]
+    fn enc(v: Value) -> Vec<u8> {
+        encode(&v, &[]).expect("encodes")
+    }
+
+    #[test]
+    fn numbers_take_notepacks_forms() {
+        assert_eq!(enc(json!(1.0)), [0x01]);
+        assert_eq!(enc(json!(-0.0)), [0x00]);
+        assert_eq!(enc(json!(127)), [0x7f]);
+        assert_eq!(enc(json!(128)), [0xcc, 0x80]);
+        assert_eq!(enc(json!(65536)), [0xce, 0, 1, 0, 0]);
+        assert_eq!(enc(json!(4_294_967_296u64)), [0xcf, 0, 0, 0, 1, 0, 0, 0, 0]);
+        assert_eq!(enc(json!(-1)), [0xff]);
+        assert_eq!(enc(json!(-32)), [0xe0]);
+        assert_eq!(enc(json!(-33)), [0xd0, 0xdf]);
+        assert_eq!(enc(json!(-129)), [0xd1, 0xff, 0x7f]);
+        assert_eq!(enc(json!(-2_147_483_649i64))[0], 0xd3);
+        assert_eq!(enc(json!(1.5)), [0xcb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(enc(json!(1e300))[0], 0xcb);
+        assert_eq!(enc(json!(-3.0)), [0xfd]);
+        // Decoding: whole floats are integers, float32 widens, NaN is null.
+        assert_eq!(text(&[0xcb, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0]), "1");
+        assert_eq!(text(&[0xca, 0x3f, 0, 0, 0]), "0.5");
+        assert_eq!(text(&[0xcb, 0x7f, 0xf8, 0, 0, 0, 0, 0, 1]), "null");
+        assert_eq!(
+            text(&[0xd3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe]),
+            "-2"
+        );
+    }
+
+    #[test]
+    fn strings_arrays_maps_bins_take_the_smallest_form() {
+        assert_eq!(enc(json!("a".repeat(31)))[0], 0xbf);
+        assert_eq!(enc(json!("a".repeat(32)))[..2], [0xd9, 32]);
+        assert_eq!(enc(json!("a".repeat(256)))[..3], [0xda, 1, 0]);
+        assert_eq!(enc(json!("a".repeat(65536)))[..5], [0xdb, 0, 1, 0, 0]);
+        assert_eq!(enc(Value::Array(vec![json!(0); 15]))[0], 0x9f);
+        assert_eq!(enc(Value::Array(vec![json!(0); 16]))[..3], [0xdc, 0, 16]);
+        let map: Map<String, Value> = (0..16).map(|i| (format!("k{i:02}"), json!(i))).collect();
+        assert_eq!(enc(Value::Object(map))[..3], [0xde, 0, 16]);
+        let p = json!({"_placeholder": true, "num": 0});
+        let big = Bytes::from(vec![7u8; 256]);
+        assert_eq!(encode(&p, &[big]).unwrap()[..3], [0xc5, 1, 0]);
+        assert_eq!(
+            encode(&p, &[Bytes::from_static(b"x")]).unwrap(),
+            [0xc4, 1, b'x']
+        );
+        assert!(matches!(encode(&p, &[]), Err(WireError::Shape(_))));
+        let bad = json!({"_placeholder": true, "num": 0.5});
+        assert!(encode(&bad, &[Bytes::new()]).is_err());
+        assert_eq!(enc(json!(null)), [0xc0]);
+        assert_eq!(enc(json!([true, false])), [0x92, 0xc3, 0xc2]);
+    }
+
+    #[test]
+    fn timestamps_become_iso_strings() {
+        // 2026-11-26T22:45:00.014Z, as notepack writes a Date with milliseconds (timestamp 64).
+        let (s, ns) = (1_795_733_100u64, 14_000_000u64);
+        let word = (ns << 34) | s;
+        let mut ts64 = vec![0xd7, 0xff];
+        ts64.extend_from_slice(&word.to_be_bytes());
+        assert_eq!(text(&ts64), r#""2026-11-26T22:45:00.014Z""#);
+        // timestamp 32
+        let mut ts32 = vec![0xd6, 0xff];
+        ts32.extend_from_slice(&1_795_733_100u32.to_be_bytes());
+        assert_eq!(text(&ts32), r#""2026-11-26T22:45:00.000Z""#);
+        // timestamp 96, before 1970
+        let mut ts96 = vec![0xc7, 12, 0xff, 0, 0, 0, 0];
+        ts96.extend_from_slice(&(-1i64).to_be_bytes());
+        assert_eq!(text(&ts96), r#""1969-12-31T23:59:59.000Z""#);
+        // legacy d7 00: milliseconds
+        let mut legacy = vec![0xd7, 0x00];
+        legacy.extend_from_slice(&1_795_733_100_014i64.to_be_bytes());
+        assert_eq!(text(&legacy), r#""2026-11-26T22:45:00.014Z""#);
+        // beyond JavaScript's dates: an invalid Date, which JSON.stringify writes as null
+        let mut far = vec![0xd7, 0x00];
+        far.extend_from_slice(&8_640_000_000_000_001i64.to_be_bytes());
+        assert_eq!(text(&far), "null");
+        assert!(decode(&[0xc7, 11, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).is_err());
+        assert_eq!(
+            iso_string(253_402_300_800_000),
+            "+010000-01-01T00:00:00.000Z"
+        );
+        assert_eq!(
+            iso_string(-62_198_755_200_000),
+            "-000001-01-01T00:00:00.000Z"
+        );
+        assert_eq!(iso_string(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(
+            iso_string(8_640_000_000_000_000),
+            "+275760-09-13T00:00:00.000Z"
+        );
+    }
+
+    #[test]
+    fn undefined_and_extensions_read_as_node_reads_them() {
+        // {a: undefined, b: 1} and [undefined]
+        assert_eq!(
+            text(&[0x82, 0xa1, b'a', 0xd4, 0, 0, 0xa1, b'b', 1]),
+            r#"{"b":1}"#
+        );
+        assert_eq!(text(&[0x91, 0xd4, 0, 0]), "[null]");
+        assert_eq!(text(&[0xd4, 0, 0]), "null");
+        // ext 0: a legacy ArrayBuffer, binary like a bin
+        let d = decode(&[0xc7, 2, 0, 0xaa, 0xbb]).unwrap();
+        assert_eq!(d.json, json!({"_placeholder": true, "num": 0}));
+        assert_eq!(d.attachments[0].as_ref(), &[0xaa, 0xbb]);
+        // another ext: [type, <bin>]
+        let d = decode(&[0xd5, 5, 0xaa, 0xbb]).unwrap();
+        assert_eq!(d.json, json!([5, {"_placeholder": true, "num": 0}]));
+        let d = decode(&[0xc8, 0, 1, 0xfe, 9]).unwrap();
+        assert_eq!(d.json, json!([-2, {"_placeholder": true, "num": 0}]));
+        // bins are numbered in document order
+        let d = decode(&[0x92, 0xc4, 1, 1, 0xc6, 0, 0, 0, 1, 2]).unwrap();
+        assert_eq!(
+            d.attachments,
+            [Bytes::from_static(&[1]), Bytes::from_static(&[2])]
+        );
+        assert_eq!(d.json[1], json!({"_placeholder": true, "num": 1}));
+    }
+
+    #[test]
+    fn keys_follow_javascript_objects() {
+        // {"b":1,"1":2,"a":3,"0":4,"b":5} -> integer keys first, repeated key keeps its place
+        let bytes = [
+            0x85, 0xa1, b'b', 1, 0xa1, b'1', 2, 0xa1, b'a', 3, 0xa1, b'0', 4, 0xa1, b'b', 5,
+        ];
+        assert_eq!(text(&bytes), r#"{"0":4,"1":2,"b":5,"a":3}"#);
+        // numeric, boolean and nil keys are strings; __proto__ is no own property
+        assert_eq!(
+            text(&[
+                0x83, 0x07, 1, 0xc3, 2, 0xa9, b'_', b'_', b'p', b'r', b'o', b't', b'o', b'_', b'_',
+                3
+            ]),
+            r#"{"7":1,"true":2}"#
+        );
+        assert!(decode(&[0x81, 0x90, 1]).is_err());
+        // invalid UTF-8 is replaced, as Buffer.toString does
+        assert_eq!(text(&[0xa2, 0xff, b'a']), "\"\u{fffd}a\"");
+        // JSON text keeps __proto__ (JSON.parse makes it an own property) and its order
+        let mut out = String::new();
+        tree_from_json(r#"{"z":1,"__proto__":2,"a":3}"#)
+            .unwrap()
+            .write_json(&mut Vec::new(), &mut out);
+        assert_eq!(out, r#"{"z":1,"__proto__":2,"a":3}"#);
+    }
+
+    #[test]
+    fn limits_hold_before_allocating() {
+        // An array32 / map32 / str32 / bin32 of 4 G elements in 5 bytes fails at once.
+        for marker in [0xdd, 0xdf, 0xdb, 0xc6, 0xc9] {
+            let r = decode(&[marker, 0xff, 0xff, 0xff, 0xff, 0]);
+            assert!(matches!(r, Err(WireError::Msgpack(_))), "{marker:x}");
+        }
+        let nested = |depth: usize| {
+            let mut b = vec![0x91; depth];
+            b.push(0xc0);
+            b
+        };
+        assert!(decode(&nested(MAX_DEPTH)).is_ok());
+        assert!(matches!(
+            decode(&nested(MAX_DEPTH + 1)),
+            Err(WireError::TooLarge)
+        ));
+        let mut deep = json!(null);
+        for _ in 0..=MAX_DEPTH {
+            deep = json!([deep]);
+        }
+        assert!(matches!(encode(&deep, &[]), Err(WireError::TooLarge)));
+        assert!(matches!(decode(&[0xc1]), Err(WireError::Msgpack(_))));
+        assert!(matches!(decode(&[0xc0, 0xc0]), Err(WireError::Msgpack(_))));
+        assert!(matches!(decode(&[]), Err(WireError::Msgpack(_))));
+        assert!(matches!(decode(&[0xcd, 1]), Err(WireError::Msgpack(_))));
+    }
+}
