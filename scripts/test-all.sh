@@ -46,13 +46,15 @@ else
   # Cluster interop (issue 12): Node socket.io + @socket.io/redis-adapter nodes and sockeye nodes on
   # one Redis, checked by real clients (tests/cluster/README.md). The all-Node cells prove the
   # checker; the sockeye cells run once the cluster-node example exists.
-  if [ -f crates/sockeye-server/examples/cluster-node.rs ]; then
-    step "cluster interop (tests/cluster/run.sh --with-sockeye)"
-    cargo build --release -p sockeye-server --example cluster-node --locked
-    tests/cluster/run.sh --with-sockeye
+  # Sockeye cells: classic mode always (the classic adapter is merged); sharded mode only with
+  # SOCKEYE_CLUSTER_CELLS=all, because the sharded adapter is not merged yet (issue 12 note).
+  step "cluster interop (tests/cluster/run.sh: all-Node cells, then classic sockeye cells)"
+  tests/cluster/run.sh
+  cargo build --release -p sockeye-server --example cluster-node --locked
+  if [ "${SOCKEYE_CLUSTER_CELLS:-classic}" = all ]; then
+    tests/cluster/run.sh --sockeye-only
   else
-    step "cluster interop (tests/cluster/run.sh, all-Node only)"
-    echo "crates/sockeye-server/examples/cluster-node.rs does not exist yet: sockeye cluster cells NOT run" >&2
-    tests/cluster/run.sh
+    echo "sharded sockeye cluster cells NOT run: the sharded adapter is not merged (issue 12); SOCKEYE_CLUSTER_CELLS=all runs them" >&2
+    CLUSTER_MODES=classic tests/cluster/run.sh --sockeye-only
   fi
 fi

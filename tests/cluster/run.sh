@@ -37,6 +37,15 @@ if ((with_sockeye)); then
     "classic node,sockeye,node --jwt-secret")
 fi
 
+# CLUSTER_MODES=classic (or sharded) keeps only the cells of that mode.
+if [[ -n ${CLUSTER_MODES:-} ]]; then
+  kept=()
+  for cell in "${cells[@]}"; do
+    [[ " $CLUSTER_MODES " == *" ${cell%% *} "* ]] && kept+=("$cell")
+  done
+  cells=("${kept[@]}")
+fi
+
 mkdir -p "$here/.logs"
 summaries=()
 status=0

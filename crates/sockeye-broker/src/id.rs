@@ -104,6 +104,12 @@ impl fmt::Display for Room {
     }
 }
 
+impl AsRef<str> for Room {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
 impl Borrow<str> for Room {
     fn borrow(&self) -> &str {
         &self.0

@@ -38,6 +38,7 @@ use sockeye_broker::{
     Event, MemoryAdapter, Namespace, NamespaceBuilder, Room, ServerAck, ServerEvent,
     ServerSideEmitError, SocketRef, State, TryData,
 };
+use sockeye_redis::{RedisCluster, RedisConfig, RedisMode};
 use sockeye_server::Server;
 
 /// What every handler needs, from the environment.
@@ -482,16 +483,37 @@ fn handlers(
 
 // ----- the cluster -----------------------------------------------------------------------------
 
-/// The adapter of this node: the in-memory one alone, or Redis.
-fn adapter_factory(env: &Env) -> Result<AdapterFactory, String> {
-    match &env.redis_url {
-        None => Ok(MemoryAdapter::factory()),
-        Some(_) => Err(format!(
-            "REDIS_URL is set but this build has no Redis adapter yet (mode {}, prefix {})",
-            env.node.mode.as_str(),
-            env.key_prefix
-        )),
+/// The adapter of this node: the in-memory one alone, or Redis. With Redis, the node waits
+/// (10 s at most) until every subscription is confirmed, so a client that can connect is in
+/// the cluster.
+async fn adapter_factory(env: &Env) -> Result<(AdapterFactory, Option<RedisCluster>), String> {
+    let Some(url) = &env.redis_url else {
+        return Ok((MemoryAdapter::factory(), None));
+    };
+    let mode = match env.node.mode {
+        Mode::Classic => RedisMode::Classic,
+        Mode::Sharded => RedisMode::Sharded,
+    };
+    let config = RedisConfig::new(url.clone())
+        .mode(mode)
+        .key_prefix(env.key_prefix.clone())
+        .request_timeout(env.node.request_timeout);
+    let cluster = RedisCluster::connect(config)
+        .await
+        .map_err(|e| format!("Redis ({} mode): {e}", env.node.mode.as_str()))?;
+    Ok((cluster.adapter_factory(), Some(cluster)))
+}
+
+/// Waits until the Redis subscriptions of every namespace are confirmed.
+async fn wait_ready(cluster: &RedisCluster) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !cluster.is_ready() {
+        if tokio::time::Instant::now() >= deadline {
+            return Err("Redis subscriptions not confirmed within 10 s".to_owned());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    Ok(())
 }
 
 #[tokio::main]
@@ -507,7 +529,7 @@ async fn main() -> std::process::ExitCode {
 
 async fn serve() -> Result<(), String> {
     let env = read_env()?;
-    let factory = adapter_factory(&env)?;
+    let (factory, cluster) = adapter_factory(&env).await?;
     let node = Arc::new(env.node);
     let mut builder = Broker::builder().adapter(factory).state(node.clone());
     let mut handles = Vec::new();
@@ -522,6 +544,9 @@ async fn serve() -> Result<(), String> {
             .namespace(&name)
             .ok_or_else(|| format!("namespace {name} was not built"))?;
         let _ = handle.set(ns);
+    }
+    if let Some(cluster) = &cluster {
+        wait_ready(cluster).await?;
     }
     let server = Server::builder()
         .broker(broker)

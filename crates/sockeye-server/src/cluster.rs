@@ -14,7 +14,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use sockeye_redis::metrics::LATENCY_BUCKETS_MS;
-use sockeye_redis::{RedisConfig, RedisMetrics, RedisMode};
+use sockeye_redis::{RedisCluster, RedisConfig, RedisMetrics, RedisMode};
 
 use crate::config::{ClusterSettings, RedisModeSetting};
 
@@ -308,5 +308,19 @@ mod tests {
         assert_eq!(m.request_latency.buckets.len(), LATENCY_BUCKETS_MS.len());
         assert_eq!(m.request_latency.buckets[0], (0.001, 1));
         assert_eq!(m.request_latency.buckets[7], (1.0, 1));
+    }
+}
+
+/// The Redis adapter's status for `/readyz` and `/metrics`.
+#[derive(Clone, Debug)]
+pub struct RedisStatus(pub RedisCluster);
+
+impl ClusterStatus for RedisStatus {
+    fn is_ready(&self) -> bool {
+        self.0.is_ready()
+    }
+
+    fn metrics(&self) -> ClusterMetrics {
+        ClusterMetrics::from(&self.0.metrics())
     }
 }

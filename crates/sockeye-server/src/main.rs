@@ -145,12 +145,13 @@ async fn connect_cluster(
         key_prefix = %cluster.key_prefix,
         "joining the cluster"
     );
-    // Until sockeye-redis has its classic adapter (RedisCluster::connect(redis_config(..))),
-    // refuse rather than run alone.
-    anyhow::bail!(
-        "--redis-url {}: this build has no Redis adapter yet (the sockeye-redis classic adapter is not merged)",
-        redact_url(&cluster.redis_url)
-    )
+    let redis =
+        sockeye_redis::RedisCluster::connect(sockeye_server::cluster::redis_config(cluster))
+            .await
+            .map_err(|e| anyhow::anyhow!("--redis-url {}: {e}", redact_url(&cluster.redis_url)))?;
+    let factory = redis.adapter_factory();
+    let status: Arc<dyn ClusterStatus> = Arc::new(sockeye_server::cluster::RedisStatus(redis));
+    Ok((factory, status))
 }
 
 fn print_dev_banner(url: &str, token: &str) {

@@ -93,7 +93,8 @@ impl Client {
             EngineInfo::new("engine-sid"),
             Instant::now(),
         );
-        conn.on_engine_text(Utf8Bytes::from("0")).unwrap();
+        conn.on_engine_text(Utf8Bytes::from("0"), Instant::now())
+            .unwrap();
         let texts = transport.take_texts();
         let reply = texts.first().expect("a CONNECT reply");
         let json = reply
@@ -115,7 +116,9 @@ impl Client {
 
     /// Sends a Socket.IO packet in text form (an ACK, an EVENT).
     pub fn send(&mut self, packet: &str) {
-        self.conn.on_engine_text(Utf8Bytes::from(packet)).unwrap();
+        self.conn
+            .on_engine_text(Utf8Bytes::from(packet), Instant::now())
+            .unwrap();
     }
 
     /// Answers the broadcast-with-ack in `text` (`421["ev",...]` -> `31[answer]`).
